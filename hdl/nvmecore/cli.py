@@ -1,0 +1,94 @@
+"""Command line: ``python -m nvmecore generate`` writes the core's Verilog,
+``python -m nvmecore regmap`` prints the BAR0 register map."""
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from .config import ConfigError, CoreConfig
+from .core import NvmeCore
+from .layouts import DOORBELL_BASE, MSIX_PBA_BASE, MSIX_TABLE_BASE, REG_WIDTH, Reg
+from .nvme.ctrl_regs import cap_value
+
+__all__ = ["generate_verilog", "main"]
+
+TOP_NAME = "nvmecore"
+
+
+def generate_verilog(config: CoreConfig, name: str = TOP_NAME) -> str:
+    """The core's Verilog for ``config``, reproducibly (no source locations)."""
+    core = NvmeCore(config)
+    return verilog.convert(core, name=name, emit_src=False)
+
+
+def _config_arguments(parser):
+    defaults = CoreConfig()
+    parser.add_argument("--io-queues", type=int, default=defaults.io_queues,
+                        help="I/O queue pairs besides the admin pair (default %(default)s)")
+    parser.add_argument("--max-queue-entries", type=int, default=defaults.max_queue_entries,
+                        help="entries per queue, CAP.MQES + 1 (default %(default)s)")
+    parser.add_argument("--msix-vectors", type=int, default=None,
+                        help="MSI-X vectors (default: I/O queues + 1)")
+    parser.add_argument("--data-width", type=int, default=defaults.data_width,
+                        choices=(64, 128, 256, 512), help="DMA datapath width in bits")
+    parser.add_argument("--debug", action="store_true",
+                        help="add the test-only ports (never for a real build)")
+
+
+def _config_from(args) -> CoreConfig:
+    return CoreConfig(io_queues=args.io_queues, max_queue_entries=args.max_queue_entries,
+                      msix_vectors=args.msix_vectors, data_width=args.data_width,
+                      debug=args.debug)
+
+
+def _cmd_generate(args):
+    config = _config_from(args)
+    text = generate_verilog(config, name=args.name)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        settings = ", ".join(f"{f.name}={getattr(config, f.name)}"
+                             for f in dataclasses.fields(config))
+        print(f"wrote {out} (top module {args.name}; {settings})", file=sys.stderr)
+
+
+def _cmd_regmap(args):
+    config = _config_from(args)
+    print(f"{'offset':>8}  {'register':<8} bits  value at reset")
+    for reg in Reg:
+        if reg not in REG_WIDTH:
+            continue
+        value = f"{cap_value(config):#018x}" if reg is Reg.CAP else ""
+        print(f"  {reg.value:#06x}  {reg.name:<8} {REG_WIDTH[reg]:>4}  {value}")
+    last = DOORBELL_BASE + 8 * config.io_queues
+    print(f"  {DOORBELL_BASE:#06x}  SQ0TDBL..CQ{config.io_queues}HDBL (to {last + 7:#06x})")
+    print(f"  {MSIX_TABLE_BASE:#06x}  MSI-X table, {config.msix_vectors} vectors x 16 B")
+    print(f"  {MSIX_PBA_BASE:#06x}  MSI-X PBA")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m nvmecore",
+                                     description="nvmecore: NVMe controller IP core")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="write the core's Verilog")
+    _config_arguments(gen)
+    gen.add_argument("-o", "--output", default="build/nvmecore.v",
+                     help="output file, or - for standard output (default %(default)s)")
+    gen.add_argument("--name", default=TOP_NAME, help="top module name (default %(default)s)")
+    gen.set_defaults(func=_cmd_generate)
+    regmap = sub.add_parser("regmap", help="print the BAR0 register map")
+    _config_arguments(regmap)
+    regmap.set_defaults(func=_cmd_regmap)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except ConfigError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return 0

@@ -1,0 +1,105 @@
+"""Build-time configuration shared by the gateware and the reference model."""
+
+from dataclasses import dataclass, fields
+
+from .layouts import BAR0_SIZE, DOORBELL_BASE, MSIX_ENTRY_BYTES, MSIX_PBA_BASE, MSIX_TABLE_BASE
+
+__all__ = ["CoreConfig", "ConfigError", "DATA_WIDTHS"]
+
+DATA_WIDTHS = (64, 128, 256, 512)
+
+# The doorbells of queue pair y occupy 0x1000 + 8y .. 0x1000 + 8y + 7, below the MSI-X
+# table at 0x2000; the table's 16-byte entries must end before the PBA at 0x3000.
+MAX_QUEUE_PAIRS_IN_BAR0 = (MSIX_TABLE_BASE - DOORBELL_BASE) // 8       # admin + 511 I/O
+MAX_VECTORS_IN_BAR0 = min((MSIX_PBA_BASE - MSIX_TABLE_BASE) // MSIX_ENTRY_BYTES,
+                          (BAR0_SIZE - MSIX_PBA_BASE) * 8, 256)
+
+
+class ConfigError(ValueError):
+    """A CoreConfig that cannot be built."""
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """One nvmecore build. The same object builds the gateware and the reference model.
+
+    The defaults are the ones DESIGN.md §5 and §11 give; every field is validated when
+    the object is made, so a bad combination fails here with a clear message rather than
+    deep inside elaboration.
+    """
+
+    #: I/O queue pairs (SQ + CQ) besides the admin pair.
+    io_queues: int = 16
+    #: Entries per queue supported (CAP.MQES + 1), 2..65536.
+    max_queue_entries: int = 4096
+    #: MSI-X vectors; ``None`` means one per queue pair (``io_queues + 1``).
+    msix_vectors: int | None = None
+    #: DMA datapath width in bits.
+    data_width: int = 256
+    #: CAP.TO, in 500 ms units. Linux waits (TO + 1) / 2 seconds for CSTS.RDY.
+    ready_timeout: int = 0x0F
+    #: CAP.MPSMIN / CAP.MPSMAX: memory page size 2^(12 + n).
+    mps_min: int = 0
+    mps_max: int = 0
+    #: Cycles a DMA read may wait for its data before it fails (50 ms at 250 MHz).
+    dma_read_timeout: int = 12_500_000
+    #: PCI identity (the hard IP's defaults); Identify VID / SSVID equal these.
+    pci_vendor_id: int = 0x10EE
+    pci_device_id: int = 0x9038
+    pci_subsystem_vendor_id: int = 0x10EE
+    pci_subsystem_id: int = 0x0007
+    #: Test-only ports (queue set-up, interrupt requests, event tap). Off in the default
+    #: Verilog; the core-level bench builds with it on.
+    debug: bool = False
+
+    def __post_init__(self):
+        if self.msix_vectors is None:
+            object.__setattr__(self, "msix_vectors", self.io_queues + 1)
+        self._check()
+
+    def _check(self):
+        def need(cond, message):
+            if not cond:
+                raise ConfigError(message)
+
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "debug":
+                need(isinstance(value, bool), "debug must be True or False")
+            else:
+                need(isinstance(value, int) and not isinstance(value, bool),
+                     f"{f.name} must be an integer, not {value!r}")
+        need(1 <= self.io_queues <= MAX_QUEUE_PAIRS_IN_BAR0 - 1,
+             f"io_queues={self.io_queues}: a 16 KiB BAR0 has doorbells for 1 to "
+             f"{MAX_QUEUE_PAIRS_IN_BAR0 - 1} I/O queue pairs")
+        need(2 <= self.max_queue_entries <= 65536,
+             f"max_queue_entries={self.max_queue_entries}: must be 2..65536 (CAP.MQES + 1)")
+        need(1 <= self.msix_vectors <= MAX_VECTORS_IN_BAR0,
+             f"msix_vectors={self.msix_vectors}: a 16 KiB BAR0 holds 1 to "
+             f"{MAX_VECTORS_IN_BAR0} MSI-X vectors")
+        need(self.data_width in DATA_WIDTHS,
+             f"data_width={self.data_width}: must be one of {', '.join(map(str, DATA_WIDTHS))}")
+        need(0 <= self.ready_timeout <= 0xFF, "ready_timeout (CAP.TO) must fit in 8 bits")
+        need(0 <= self.mps_min <= self.mps_max <= 15,
+             f"mps_min={self.mps_min}, mps_max={self.mps_max}: need 0 <= min <= max <= 15")
+        need(self.dma_read_timeout >= 16, "dma_read_timeout must be at least 16 cycles")
+        for name in ("pci_vendor_id", "pci_device_id", "pci_subsystem_vendor_id",
+                     "pci_subsystem_id"):
+            need(0 <= getattr(self, name) <= 0xFFFF, f"{name} must fit in 16 bits")
+
+    @property
+    def queue_pairs(self):
+        """Queue pairs including the admin pair (queue IDs 0 .. io_queues)."""
+        return self.io_queues + 1
+
+    @property
+    def qid_width(self):
+        return max(1, (self.queue_pairs - 1).bit_length())
+
+    @property
+    def vector_width(self):
+        return max(1, (self.msix_vectors - 1).bit_length())
+
+    @property
+    def cap_mqes(self):
+        return self.max_queue_entries - 1
