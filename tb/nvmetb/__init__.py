@@ -1,0 +1,1 @@
+"""nvmetb: verification kit for nvmecore (reference model, host driver, bench models)."""

@@ -1,0 +1,143 @@
+"""Backend for the Amaranth simulator: the fast tier, no external simulator needed."""
+
+from amaranth.sim import Simulator
+
+from nvmecore import CoreConfig, NvmeCore
+from nvmecore.layouts import IrqRequest, QueueSizeUpdate, RegRequest
+
+from nvmetb.model import DoorbellWrite
+
+from .harness import PATTERNS, Backend, CheckedCore, Pattern
+
+__all__ = ["AmaranthBackend", "run_scenario"]
+
+
+class AmaranthBackend(Backend):
+    def __init__(self, core: NvmeCore, pattern: Pattern, seed=0):
+        super().__init__(core.config, pattern, seed)
+        self.core = core
+        self.ctx = None
+        self._intx = False
+
+    # Monitors run as simulator processes, sampling each stream at the clock edge.
+    def processes(self):
+        core = self.core
+
+        def stream_monitor(stream, record):
+            async def process(ctx):
+                ctx.set(stream.ready, 1)
+                async for _, _, valid, ready, payload in ctx.tick().sample(
+                        stream.valid, stream.ready, stream.payload):
+                    if valid and ready:
+                        record(payload)
+                    ctx.set(stream.ready, not self.stall())
+            return process
+
+        def on_doorbell(p):
+            self.doorbells.append(DoorbellWrite(p.qid, bool(p.cq), p.value))
+
+        beats = []
+        header = []
+
+        def on_cmd(p):
+            header.append((p.addr, p.length))
+
+        def on_data(p):
+            beats.append(p.data)
+            if p.last:
+                addr, length = header.pop(0)
+                self.dma_writes.append(self.dma_write_from_beats(
+                    addr, length, beats, self.config.data_width))
+                beats.clear()
+
+        async def intx_monitor(ctx):
+            async for _, _, level in ctx.tick().sample(core.intx):
+                self._intx = bool(level)
+
+        return [
+            stream_monitor(core.dbg_doorbell, on_doorbell),
+            stream_monitor(core.dbg_event, lambda p: self.events.append(p.as_bits())),
+            stream_monitor(core.dma_wr.cmd, on_cmd),
+            stream_monitor(core.dma_wr.data, on_data),
+            intx_monitor,
+        ]
+
+    async def _idle(self):
+        while self.idle():
+            await self.ctx.tick()
+
+    async def _push(self, stream, payload):
+        await self._idle()
+        self.ctx.set(stream.payload, payload)
+        self.ctx.set(stream.valid, 1)
+        await self.ctx.tick().until(stream.ready)
+        self.ctx.set(stream.valid, 0)
+
+    async def bus_write(self, addr, be, data):
+        await self._push(self.core.regs.req, RegRequest.const(
+            {"addr": addr, "write": 1, "be": be, "data": data}))
+
+    async def bus_read(self, addr, be):
+        regs = self.core.regs
+        await self._push(regs.req, RegRequest.const(
+            {"addr": addr, "write": 0, "be": be, "data": 0}))
+        while True:
+            ready = not self.stall()
+            self.ctx.set(regs.resp.ready, ready)
+            _, _, valid, payload = await self.ctx.tick().sample(regs.resp.valid,
+                                                                regs.resp.payload)
+            if valid and ready:
+                self.ctx.set(regs.resp.ready, 0)
+                return payload
+
+    async def set_cfg(self, msix_enable, msix_function_mask):
+        self.ctx.set(self.core.cfg.msix_enable, msix_enable)
+        self.ctx.set(self.core.cfg.msix_function_mask, msix_function_mask)
+        await self.ctx.tick()
+
+    async def queue(self, qid, cq, size):
+        await self._push(self.core.dbg_queue, QueueSizeUpdate.const(
+            {"qid": qid, "cq": int(cq), "valid": size is not None, "size": size or 0}))
+
+    async def irq(self, vector, deassert):
+        await self._push(self.core.dbg_irq, IrqRequest.const(
+            {"vector": vector, "deassert": int(deassert)}))
+
+    async def flr(self):
+        self.ctx.set(self.core.cfg.flr, 1)
+        await self.ctx.tick()
+        self.ctx.set(self.core.cfg.flr, 0)
+
+    async def wait(self, cycles):
+        await self.ctx.tick().repeat(cycles)
+
+    def intx(self):
+        return self._intx
+
+
+def run_scenario(scenario, config: CoreConfig | None = None, pattern: Pattern | None = None,
+                 seed=0, vcd=None):
+    """Run one scenario (an ``async def scenario(core: CheckedCore)``) in the Amaranth
+    simulator against the reference model."""
+    config = config or CoreConfig(io_queues=4, debug=True)
+    core = NvmeCore(config)
+    backend = AmaranthBackend(core, pattern or PATTERNS["busy"], seed)
+    sim = Simulator(core)
+    sim.add_clock(4e-9)
+    for process in backend.processes():
+        sim.add_process(process)
+    checked = CheckedCore(backend)
+
+    async def testbench(ctx):
+        backend.ctx = ctx
+        await ctx.tick().repeat(config.msix_vectors + 4)   # power-on MSI-X sweep
+        await scenario(checked)
+        await checked.check()
+
+    sim.add_testbench(testbench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return checked
