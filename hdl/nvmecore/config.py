@@ -53,7 +53,7 @@ class CoreConfig:
     debug: bool = False
 
     def __post_init__(self):
-        if self.msix_vectors is None:
+        if self.msix_vectors is None and isinstance(self.io_queues, int):
             object.__setattr__(self, "msix_vectors", self.io_queues + 1)
         self._check()
 

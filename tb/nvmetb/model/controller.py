@@ -294,4 +294,5 @@ class ControllerModel:
         return self.reg_read(addr, be) >> shift & ((1 << (8 * size)) - 1)
 
     def write(self, offset, value, size=4):
-        self.reg_write(*split_access(offset, size, value))
+        addr, be, qword = split_access(offset, size, value)
+        self.reg_write(addr, qword, be)

@@ -1,0 +1,25 @@
+"""Core-level bench on the generated Verilog, under Icarus and Verilator: every scenario
+of nvmetb.bench.scenarios, compared with the reference model."""
+
+import pytest
+
+from nvmecore import CoreConfig
+from nvmecore.cli import generate_verilog
+from nvmetb.bench.scenarios import SCENARIOS
+from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
+
+#: The default build, plus the test ports.
+CONFIG = CoreConfig(debug=True)
+
+
+@pytest.fixture(scope="module")
+def verilog():
+    return generate_verilog(CONFIG)
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize("sim", sim_params())
+def test_core(sim, scenario, verilog, request):
+    build_dir = build(sim, verilog, "nvmecore")
+    run(sim, build_dir, "nvmecore", "cocotb_core", scenario, run_dir(request.node.nodeid),
+        env={CONFIG_ENV: config_to_env(CONFIG)})
