@@ -8,9 +8,10 @@ bus is ``In(RegisterBus())`` on the core (the adapter issues requests), a DMA wr
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import DmaWriteRequest, RegRequest
+from .layouts import DmaReadRequest, DmaWriteRequest, RegRequest
 
-__all__ = ["RegisterBus", "RegisterPort", "DmaWrite", "DmaWriteBeat", "PcieConfig"]
+__all__ = ["RegisterBus", "RegisterPort", "DmaWrite", "DmaWriteBeat", "DmaRead", "DmaReadBeat",
+           "PcieConfig"]
 
 
 class RegisterBus(wiring.Signature):
@@ -38,6 +39,25 @@ class DmaWrite(wiring.Signature):
         super().__init__({
             "cmd":  Out(stream.Signature(DmaWriteRequest)),
             "data": Out(stream.Signature(DmaWriteBeat(width))),
+        })
+
+
+class DmaReadBeat(data.StructLayout):
+    def __init__(self, width):
+        super().__init__({"data": width, "tag": 8, "last": 1, "error": 1})
+
+
+class DmaRead(wiring.Signature):
+    """DMA reads: a :class:`DmaReadRequest` on ``req``; its data returns on ``data`` in
+    request order, ⌈length / (width/8)⌉ beats, the last with ``last`` set. ``error`` on a
+    beat (unsupported request, completer abort, poisoned data or a time-out) means the
+    data of this request is not to be trusted; the request still ends with ``last``."""
+
+    def __init__(self, width):
+        self.width = width
+        super().__init__({
+            "req":  Out(stream.Signature(DmaReadRequest)),
+            "data": In(stream.Signature(DmaReadBeat(width))),
         })
 
 

@@ -48,6 +48,20 @@ class CoreConfig:
     pci_device_id: int = 0x9038
     pci_subsystem_vendor_id: int = 0x10EE
     pci_subsystem_id: int = 0x0007
+    #: Identify strings (ASCII): model number (≤ 40), firmware revision (≤ 8).
+    model_number: str = "nvmecore NVMe controller"
+    firmware_revision: str = "0.1.0"
+    #: Serial number = prefix + 16 hex digits of the ``device_id`` input (≤ 4 characters).
+    serial_prefix: str = "NVC"
+    #: Subsystem NQN = base + ":sn." + serial number.
+    subnqn_base: str = "nqn.2026-11.org.nvmecore"
+    #: NGUID = these 8 bytes + the 8 bytes of ``device_id``; EUI-64 = OUI + low 40 bits.
+    nguid_prefix: int = 0x6E76_6D65_636F_7265      # "nvmecore"
+    ieee_oui: int = 0x000A35
+    #: The namespace: size in bytes and the formatted LBA size (index into the two LBA
+    #: formats, 0: 512 B, 1: 4 KiB).
+    namespace_bytes: int = 1 << 20
+    lba_format: int = 0
     #: Test-only ports (queue set-up, interrupt requests, event tap). Off in the default
     #: Verilog; the core-level bench builds with it on.
     debug: bool = False
@@ -66,6 +80,9 @@ class CoreConfig:
             value = getattr(self, f.name)
             if f.name == "debug":
                 need(isinstance(value, bool), "debug must be True or False")
+            elif f.type is str or f.type == "str":
+                need(isinstance(value, str) and value.isascii() and value.isprintable(),
+                     f"{f.name} must be printable ASCII, not {value!r}")
             else:
                 need(isinstance(value, int) and not isinstance(value, bool),
                      f"{f.name} must be an integer, not {value!r}")
@@ -86,6 +103,21 @@ class CoreConfig:
         for name in ("pci_vendor_id", "pci_device_id", "pci_subsystem_vendor_id",
                      "pci_subsystem_id"):
             need(0 <= getattr(self, name) <= 0xFFFF, f"{name} must fit in 16 bits")
+
+        need(len(self.model_number) <= 40, "model_number: at most 40 characters")
+        need(len(self.firmware_revision) <= 8, "firmware_revision: at most 8 characters")
+        need(len(self.serial_prefix) <= 4, "serial_prefix: at most 4 characters (SN is 20)")
+        need(len(self.subnqn_base) + 4 + 20 <= 223,
+             "subnqn_base too long: the subsystem NQN holds at most 223 bytes")
+        need(0 <= self.nguid_prefix < 1 << 64, "nguid_prefix must fit in 8 bytes")
+        need(0 <= self.ieee_oui < 1 << 24, "ieee_oui must fit in 24 bits")
+        need(self.lba_format in (0, 1), "lba_format: 0 (512 B) or 1 (4 KiB)")
+        need(self.namespace_bytes > 0 and self.namespace_bytes % self.lba_size == 0,
+             f"namespace_bytes must be a positive multiple of the LBA size {self.lba_size}")
+
+    @property
+    def lba_size(self):
+        return (512, 4096)[self.lba_format] if self.lba_format in (0, 1) else 512
 
     @property
     def queue_pairs(self):

@@ -16,7 +16,7 @@ __all__ = [
     "field_mask", "public_fields", "BAR0_SIZE", "DOORBELL_BASE", "MSIX_TABLE_BASE", "MSIX_PBA_BASE", "MSIX_ENTRY_BYTES",
     "Reg", "REG_WIDTH", "Cap", "Vs", "Cc", "Csts", "Aqa", "ShnType", "ShstState",
     "CC_WRITABLE_MASK", "AQA_WRITABLE_MASK", "NVME_VERSION_1_4",
-    "RegRequest", "DmaWriteRequest", "DoorbellUpdate", "QueueSizeUpdate", "IrqRequest",
+    "RegRequest", "DmaWriteRequest", "DmaReadRequest", "Completion", "DoorbellUpdate", "QueueSizeUpdate", "IrqRequest",
     "AsyncEventType", "AsyncEventInfoError", "AsyncEvent", "LogPage",
     "MsixEntry", "MSIX_CTRL_MASKBIT",
     "SqeDw0", "Sqe", "CqeDw2", "CqeStatus", "Cqe",
@@ -178,6 +178,28 @@ class DmaWriteRequest(data.Struct):
     """
     addr:   64
     length: 13
+
+
+class DmaReadRequest(data.Struct):
+    """A DMA read: ``length`` bytes (1 to 4096) from host address ``addr``. The core
+    never asks for more than max read request size nor across a 4 KiB boundary. Data
+    comes back in request order on the read data stream, packed from bit 0 of the first
+    beat; ``tag`` is returned with every beat."""
+    addr:   64
+    length: 13
+    tag:    8
+
+
+class Completion(data.Struct):
+    """A command's completion on its way to the CQ poster."""
+    dw0:    32
+    sqid:   16
+    cqid:   16
+    cid:    16
+    sqhd:   16
+    sc:     8
+    sct:    3
+    dnr:    1
 
 
 class DoorbellUpdate(data.Struct):
