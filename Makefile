@@ -1,0 +1,118 @@
+# nvmecore: set-up, tests, Verilog and lint. Every target uses .venv/bin/... directly,
+# so nothing needs activating. `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+VBIN   := $(VENV)/bin
+ARGS   ?=
+
+# Debian packages, installed by `make setup` when missing (as root or with passwordless
+# sudo; otherwise it says what to install and stops).
+export DEBIAN_FRONTEND := noninteractive
+
+# apt_install PKG...: install Debian packages or explain how to.
+define APT_INSTALL
+apt_install() { \
+  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+  else \
+    echo "error: missing system packages: $$*" >&2; \
+    echo "       install them with: sudo apt-get update && sudo apt-get install -y $$*" >&2; \
+    echo "       then run 'make setup' again." >&2; \
+    exit 1; \
+  fi; \
+  if ! command -v apt-get >/dev/null 2>&1; then \
+    echo "error: missing $$* and no apt-get here; install them with your package manager" >&2; \
+    exit 1; \
+  fi; \
+  echo "--- installing Debian packages: $$*"; \
+  $$sudo apt-get update -q; \
+  $$sudo apt-get install -y -q --no-install-recommends "$$@"; \
+}
+endef
+
+.PHONY: help setup system-deps venv test test-quick verilog lint clean distclean
+
+help:
+	@echo "make setup       system packages (Icarus, C++ toolchain), .venv with '.[dev]'"
+	@echo "make test        the whole regression: pytest -n auto (Icarus and Verilator)"
+	@echo "make test-quick  the quick tier only (pytest -m quick)"
+	@echo "make verilog     build/nvmecore.v; options via ARGS='--io-queues 64 ...'"
+	@echo "make lint        ruff, then Verilator --lint-only -Wall on build/nvmecore.v"
+	@echo "make clean       build output and caches (keeps .venv)"
+	@echo "make distclean   clean, and remove .venv"
+
+setup: system-deps venv
+	@echo "--- iverilog:  $$(iverilog -V 2>/dev/null | head -n1)"
+	@echo "--- verilator: $$($(VBIN)/python -m nvmetb.verilator --version)"
+	@echo "--- set-up done; run 'make test'"
+
+# Icarus Verilog; g++, make and perl for Verilator's C++ models, and the lz4 and zlib
+# headers for its FST waveform writer (WAVES=1); python3-venv where
+# Debian's python3 lacks venv/ensurepip; libpython3.X (the shared library cocotb embeds)
+# where python3 is Debian's own.
+system-deps:
+	@$(APT_INSTALL); \
+	command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (need Python >= 3.11)" >&2; exit 1; }; \
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "error: $(PYTHON) is $$($(PYTHON) -V 2>&1); nvmecore needs Python >= 3.11" >&2; exit 1; }; \
+	pkgs=(); \
+	command -v iverilog >/dev/null 2>&1 && command -v vvp >/dev/null 2>&1 || pkgs+=(iverilog); \
+	for tool in g++ make; do command -v $$tool >/dev/null 2>&1 || { pkgs+=(build-essential); break; }; done; \
+	command -v perl >/dev/null 2>&1 || pkgs+=(perl); \
+	[ -e /usr/include/lz4.h ] || pkgs+=(liblz4-dev); \
+	[ -e /usr/include/zlib.h ] || pkgs+=(zlib1g-dev); \
+	if [ ! -x $(VBIN)/python ] && ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then \
+	  pkgs+=(python3-venv); fi; \
+	if [ "$$($(PYTHON) -c 'import sys; print(sys.base_prefix)')" = /usr ] && command -v dpkg-query >/dev/null 2>&1; then \
+	  lib=libpython$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  dpkg-query -W -f='$${Status}' $$lib 2>/dev/null | grep -q 'ok installed' || pkgs+=($$lib); \
+	fi; \
+	if [ $${#pkgs[@]} -gt 0 ]; then apt_install "$${pkgs[@]}"; fi; \
+	for tool in iverilog vvp g++ make perl; do \
+	  command -v $$tool >/dev/null 2>&1 || { echo "error: $$tool still missing" >&2; exit 1; }; \
+	done
+
+# Idempotent: reuses a working .venv, and `pip install -e` is quick when nothing changed.
+venv:
+	@if ! $(VBIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then \
+	  rm -rf $(VENV); \
+	  echo "--- creating $(VENV) with $$($(PYTHON) -V)"; \
+	  $(PYTHON) -m venv $(VENV); \
+	fi
+	$(VBIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VBIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(VBIN)/python -c 'import find_libpython, sys; sys.exit(find_libpython.find_libpython() is None)' || { \
+	  echo "error: cocotb cannot find libpython for $$($(VBIN)/python -V); install the shared" >&2; \
+	  echo "       Python library (Debian: libpython3.11) or use a Python built with --enable-shared" >&2; \
+	  exit 1; }
+
+$(VBIN)/pytest:
+	@echo "error: $(VBIN)/pytest not found; run 'make setup' first" >&2; exit 1
+
+test: | $(VBIN)/pytest
+	$(VBIN)/pytest -n auto
+
+test-quick: | $(VBIN)/pytest
+	$(VBIN)/pytest -n auto -m quick
+
+verilog: | $(VBIN)/pytest
+	@mkdir -p build
+	$(VBIN)/python -m nvmecore generate -o build/nvmecore.v $(ARGS)
+
+lint: | $(VBIN)/pytest
+	$(VBIN)/ruff check hdl tb
+	$(MAKE) --no-print-directory verilog
+	$(VBIN)/python -m nvmetb.verilator --lint-only -Wall sim/lint.vlt build/nvmecore.v --top-module nvmecore
+
+clean:
+	rm -rf build sim/build .pytest_cache .ruff_cache results.xml sim_build
+	find hdl tb -name __pycache__ -type d -prune -exec rm -rf {} +
+	find hdl tb -maxdepth 1 -name '*.egg-info' -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
