@@ -1,3 +1,15 @@
-from .controller import ControllerModel, DmaWrite, DoorbellWrite, split_access
+"""Reference model of nvmecore: registers, queue engine and admin command set."""
 
-__all__ = ["ControllerModel", "DmaWrite", "DoorbellWrite", "split_access"]
+from .commands import Status
+from .controller import (
+    CYCLES_PER_TIME_UNIT,
+    ControllerModel,
+    DmaRead,
+    DmaWrite,
+    DoorbellWrite,
+    split_access,
+)
+from .queues import CompletionEntry
+
+__all__ = ["ControllerModel", "DmaRead", "DmaWrite", "DoorbellWrite", "split_access",
+           "CompletionEntry", "Status", "CYCLES_PER_TIME_UNIT"]
