@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from .layouts import DmaReadRequest, DmaWriteRequest, RegRequest
 
-__all__ = ["RegisterBus", "RegisterPort", "DmaWrite", "DmaWriteBeat", "DmaRead", "DmaReadBeat",
+__all__ = ["RegisterBus", "RegisterPort", "DmaWrite", "DmaWriteBeat", "DmaRead", "DmaReadBeat", "strobe",
            "PcieConfig"]
 
 
@@ -97,3 +97,9 @@ class RegisterPort(wiring.Signature):
             "rdata": In(64),
             "busy":  In(1),
         })
+
+
+def strobe(layout):
+    """A layout with a ``valid`` bit in front: a one-cycle event without handshake."""
+    fields = {name: field.shape for name, field in data.Layout.cast(layout)}
+    return data.StructLayout({"valid": 1, **fields})

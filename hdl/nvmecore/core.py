@@ -1,91 +1,229 @@
 """NvmeCore: the vendor-neutral NVMe controller (DESIGN.md §1).
 
 It knows nothing of the PCIe hard IP in front of it: BAR0 accesses arrive on ``regs``,
-DMA writes (MSI-X messages so far) leave on ``dma_wr``, configuration-space state comes
-in on ``cfg``, and ``intx`` is the legacy interrupt level. A function-level reset
-(``cfg.flr``) resets the whole core, MSI-X table included, like the bus reset.
+DMA reads (SQ entries) and writes (CQ entries, Identify and log data, MSI-X messages)
+use ``dma_rd`` / ``dma_wr``, configuration-space state comes in on ``cfg``, and ``intx``
+is the legacy interrupt level. ``device_id`` (a device DNA or straps) personalises the
+serial number, NQN, NGUID and EUI-64; ``temperature`` (kelvin; tie to 313 when there is
+no sensor) feeds SMART / Health and the temperature threshold feature. A function-level
+reset (``cfg.flr``) resets the whole core, MSI-X table included, like the bus reset.
 
 With ``CoreConfig.debug`` the core has test-only ports: ``dbg_queue`` creates and deletes
-queues in the doorbell decoder's size table, ``dbg_irq`` raises interrupt requests, and
-``dbg_doorbell`` / ``dbg_event`` show the doorbell updates and the asynchronous events the
-queue engine and the event logic will consume.
+entries of the doorbell decoder's size table directly, ``dbg_irq`` raises interrupt
+requests, and ``dbg_doorbell`` / ``dbg_event`` show (valid only, no handshake) the
+doorbell updates and asynchronous events the core acts on.
 """
 
 from amaranth import Module, ResetInserter
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .bus import DmaWrite, PcieConfig, RegisterBus
+from .bus import DmaRead, DmaWrite, PcieConfig, RegisterBus
 from .config import CoreConfig
 from .layouts import AsyncEvent, DoorbellUpdate, IrqRequest, QueueSizeUpdate
+from .nvme.admin import AdminEngine
 from .nvme.bar0 import Bar0Decoder
+from .nvme.cq_post import CqPoster
 from .nvme.ctrl_regs import ControllerRegisters
+from .nvme.dma_mux import DmaWriteArbiter
 from .nvme.doorbell import DoorbellDecoder
+from .nvme.host_writer import HostWriter
+from .nvme.io_stub import CommandRouter, IoStub
 from .nvme.irq import InterruptUnit
+from .nvme.log_source import DataSource
+from .nvme.queue_state import QueueState
+from .nvme.sq_fetch import FetchEngine
 from .pcie.msix import MsixTable
 
 __all__ = ["NvmeCore"]
+
+
+def _tap(layout):
+    return Out(data.StructLayout({"valid": 1, "p": layout}))
 
 
 class NvmeCore(wiring.Component):
     def __init__(self, config: CoreConfig = CoreConfig()):
         self.config = config
         members = {
-            "regs":   In(RegisterBus()),
-            "dma_wr": Out(DmaWrite(config.data_width)),
-            "cfg":    In(PcieConfig()),
-            "intx":   Out(1),
+            "regs":        In(RegisterBus()),
+            "dma_rd":      Out(DmaRead(config.data_width)),
+            "dma_wr":      Out(DmaWrite(config.data_width)),
+            "cfg":         In(PcieConfig()),
+            "intx":        Out(1),
+            "device_id":   In(64),
+            "temperature": In(16),
         }
         if config.debug:
             members.update({
                 "dbg_queue":    In(stream.Signature(QueueSizeUpdate)),
                 "dbg_irq":      In(stream.Signature(IrqRequest)),
-                "dbg_doorbell": Out(stream.Signature(DoorbellUpdate)),
-                "dbg_event":    Out(stream.Signature(AsyncEvent)),
+                "dbg_doorbell": _tap(DoorbellUpdate),
+                "dbg_event":    _tap(AsyncEvent),
             })
         super().__init__(members)
 
     def elaborate(self, platform):
         config = self.config
-        body = Module()
-        body.submodules.bar0 = bar0 = Bar0Decoder()
-        body.submodules.ctrl = ctrl = ControllerRegisters(config)
-        body.submodules.doorbell = doorbell = DoorbellDecoder(config)
-        body.submodules.msix = msix = MsixTable(config)
-        body.submodules.irq = irq = InterruptUnit(config)
+        m = Module()
+        m.submodules.bar0 = bar0 = Bar0Decoder()
+        m.submodules.ctrl = ctrl = ControllerRegisters(config)
+        m.submodules.doorbell = doorbell = DoorbellDecoder(config)
+        m.submodules.msix = msix = MsixTable(config)
+        m.submodules.irq = irq = InterruptUnit(config)
+        m.submodules.queues = queues = QueueState(config)
+        m.submodules.fetch = fetch = FetchEngine(config)
+        m.submodules.router = router = CommandRouter(config)
+        m.submodules.admin = admin = AdminEngine(config)
+        m.submodules.io = io = IoStub(config)
+        m.submodules.poster = poster = CqPoster(config)
+        m.submodules.writer = writer = HostWriter(config.data_width)
+        m.submodules.source = source = DataSource(config)
+        m.submodules.wr_mux = wr_mux = DmaWriteArbiter(config.data_width, 3)
 
-        wiring.connect(body, wiring.flipped(self.regs), bar0.bus)
-        wiring.connect(body, bar0.ctrl, ctrl.port)
-        wiring.connect(body, bar0.doorbell, doorbell.port)
-        wiring.connect(body, bar0.msix, msix.port)
-        wiring.connect(body, msix.dma, wiring.flipped(self.dma_wr))
-        wiring.connect(body, irq.msix, msix.send)
-
-        body.d.comb += [
+        # -- Register side ------------------------------------------------------------------
+        wiring.connect(m, wiring.flipped(self.regs), bar0.bus)
+        wiring.connect(m, bar0.ctrl, ctrl.port)
+        wiring.connect(m, bar0.doorbell, doorbell.port)
+        wiring.connect(m, bar0.msix, msix.port)
+        quiescent = (doorbell.idle & msix.idle & fetch.idle & admin.idle & io.idle
+                     & poster.idle & writer.idle & wr_mux.idle & irq.idle)
+        m.d.comb += [
+            ctrl.quiescent.eq(quiescent),
+            ctrl.fatal.eq(fetch.fatal),
             doorbell.admin_ready.eq(ctrl.ready),
             doorbell.admin_sq_size.eq(ctrl.admin_sq_size),
             doorbell.admin_cq_size.eq(ctrl.admin_cq_size),
             doorbell.ctrl_reset.eq(ctrl.ctrl_reset),
-            ctrl.quiescent.eq(doorbell.idle & msix.idle),
-            ctrl.fatal.eq(0),                      # SQ fetch errors: queue engine
-            msix.enable.eq(self.cfg.msix_enable),
-            msix.function_mask.eq(self.cfg.msix_function_mask),
+        ]
+
+        # Doorbells move SQ tails and CQ heads; a CQ head returns credit and may clear INTx.
+        upd = doorbell.update
+        m.d.comb += [
+            upd.ready.eq(1),
+            queues.sq_tail.valid.eq(upd.valid & ~upd.p.cq),
+            queues.sq_tail.qid.eq(upd.p.qid),
+            queues.sq_tail.value.eq(upd.p.value),
+            queues.cq_head.valid.eq(upd.valid & upd.p.cq),
+            queues.cq_head.qid.eq(upd.p.qid),
+            queues.cq_head.value.eq(upd.p.value),
+            fetch.unblock.eq(upd.valid & upd.p.cq),
+        ]
+
+        # Queue size table of the doorbell decoder: the admin engine, or the test port.
+        dbq = doorbell.queue
+        if config.debug:
+            test_q = self.dbg_queue
+        else:
+            test_q = stream.Signature(QueueSizeUpdate).flip().create()
+        with m.If(admin.doorbell_queue.valid):
+            m.d.comb += [dbq.valid.eq(1), dbq.p.eq(admin.doorbell_queue.p),
+                         admin.doorbell_queue.ready.eq(dbq.ready)]
+        with m.Else():
+            m.d.comb += [dbq.valid.eq(test_q.valid), dbq.p.eq(test_q.p),
+                         test_q.ready.eq(dbq.ready)]
+
+        # -- Queue engine ---------------------------------------------------------------------
+        for block in (queues, fetch, poster):
+            m.d.comb += block.setup.eq(admin.setup)
+        m.d.comb += [
+            queues.clear.eq(ctrl.ctrl_reset),
+            fetch.clear.eq(ctrl.ctrl_reset),
+            fetch.run.eq(ctrl.run),
+            fetch.bus_master_enable.eq(self.cfg.bus_master_enable),
+            fetch.max_read_request_size.eq(self.cfg.max_read_request_size),
+            fetch.burst_log2.eq(admin.burst_log2),
+            fetch.sq_work.eq(queues.sq_work),
+            queues.f_sq.eq(fetch.f_sq),
+            fetch.f_sq_head.eq(queues.f_sq_head),
+            fetch.f_sq_tail.eq(queues.f_sq_tail),
+            fetch.f_sq_size_m1.eq(queues.f_sq_size_m1),
+            fetch.f_sq_cqid.eq(queues.f_sq_cqid),
+            queues.f_cq.eq(fetch.f_cq),
+            fetch.f_cq_credit.eq(queues.f_cq_credit),
+            queues.sq_advance.eq(fetch.sq_advance),
+            queues.cq_reserve.eq(fetch.cq_reserve),
+            fetch.reserve.eq(admin.reserve),
+            admin.reserve_ack.eq(fetch.reserve_ack),
+        ]
+        wiring.connect(m, fetch.dma, wiring.flipped(self.dma_rd))
+        wiring.connect(m, fetch.cmd, router.cmd)
+        wiring.connect(m, router.admin, admin.cmd)
+        wiring.connect(m, router.io, io.cmd)
+        wiring.connect(m, io.completion, admin.io_completion)
+        wiring.connect(m, admin.completion, poster.completion)
+
+        # -- Admin engine ---------------------------------------------------------------------
+        m.d.comb += [
+            admin.cc.eq(ctrl.cc),
+            admin.admin_create.eq(ctrl.admin_create),
+            admin.asq.eq(ctrl.asq),
+            admin.acq.eq(ctrl.acq),
+            admin.admin_sq_size.eq(ctrl.admin_sq_size),
+            admin.admin_cq_size.eq(ctrl.admin_cq_size),
+            admin.ctrl_reset.eq(ctrl.ctrl_reset),
+            admin.msix_enable.eq(self.cfg.msix_enable),
+            admin.temperature.eq(self.temperature),
+            admin.sq_valid.eq(queues.sq_valid),
+            admin.cq_valid.eq(queues.cq_valid),
+            admin.cq_users.eq(queues.cq_users),
+            queues.a_cq.eq(admin.a_cq),
+            admin.a_cq_credit.eq(queues.a_cq_credit),
+            admin.a_cq_inflight.eq(queues.a_cq_inflight),
+            queues.cq_release.eq(admin.cq_release),
+            admin.writer_idle.eq(writer.idle),
+            source.select.eq(admin.source),
+            source.device_id.eq(self.device_id),
+            source.error_entry.eq(admin.error_entry),
+            source.temperature.eq(self.temperature),
+            source.critical_warning.eq(admin.critical_warning),
+            writer.max_payload_size.eq(self.cfg.max_payload_size),
+            source.beat.eq(writer.src_beat),
+            source.en.eq(writer.src_en),
+            writer.src_data.eq(source.data),
+        ]
+        m.d.comb += [queues.a_sq.eq(admin.sq_cqid_of), admin.sq_cqid.eq(queues.a_sq_cqid)]
+        wiring.connect(m, admin.writer, writer.request)
+        wiring.connect(m, doorbell.event, admin.events)
+
+        # -- Posting, interrupts, DMA writes --------------------------------------------------
+        m.d.comb += [
+            queues.p_cq.eq(poster.p_cq),
+            poster.p_cq_tail.eq(queues.p_cq_tail),
+            poster.p_cq_phase.eq(queues.p_cq_phase),
+            poster.p_cq_iv.eq(queues.p_cq_iv),
+            poster.p_cq_ien.eq(queues.p_cq_ien),
+            queues.cq_post.eq(poster.cq_post),
+            irq.cq_empty.eq(queues.head_empty),
+            irq.thr.eq(admin.coalescing.thr),
+            irq.time.eq(admin.coalescing.time),
+            irq.no_coalescing.eq(admin.no_coalescing),
             irq.msix_enable.eq(self.cfg.msix_enable),
             irq.intms.eq(ctrl.intms),
             irq.ctrl_reset.eq(ctrl.ctrl_reset),
             self.intx.eq(irq.intx),
+            msix.enable.eq(self.cfg.msix_enable),
+            msix.function_mask.eq(self.cfg.msix_function_mask),
+            wr_mux.bus_master_enable.eq(self.cfg.bus_master_enable),
         ]
+        wiring.connect(m, poster.irq, irq.cq_irq)
+        wiring.connect(m, irq.msix, msix.send)
+        # Order of preference on the write port: CQ entries, admin data, MSI-X messages.
+        wiring.connect(m, poster.dma, wr_mux.in0)
+        wiring.connect(m, writer.dma, wr_mux.in1)
+        wiring.connect(m, msix.dma, wr_mux.in2)
+        wiring.connect(m, wr_mux.out, wiring.flipped(self.dma_wr))
 
         if config.debug:
-            wiring.connect(body, wiring.flipped(self.dbg_queue), doorbell.queue)
-            wiring.connect(body, wiring.flipped(self.dbg_irq), irq.request)
-            wiring.connect(body, doorbell.update, wiring.flipped(self.dbg_doorbell))
-            wiring.connect(body, doorbell.event, wiring.flipped(self.dbg_event))
-        else:
-            # Until the queue engine and the event logic exist, nothing consumes
-            # doorbell updates and events; nothing raises interrupts.
-            body.d.comb += [doorbell.update.ready.eq(1), doorbell.event.ready.eq(1)]
+            wiring.connect(m, wiring.flipped(self.dbg_irq), irq.request)
+            m.d.comb += [
+                self.dbg_doorbell.valid.eq(upd.valid),
+                self.dbg_doorbell.p.eq(upd.p),
+                self.dbg_event.valid.eq(doorbell.event.valid),
+                self.dbg_event.p.eq(doorbell.event.p),
+            ]
 
-        m = Module()
-        m.submodules.body = ResetInserter(self.cfg.flr)(body)
-        return m
+        top = Module()
+        top.submodules.body = ResetInserter(self.cfg.flr)(m)
+        return top
+

@@ -191,8 +191,10 @@ class DmaReadRequest(data.Struct):
 
 
 class Completion(data.Struct):
-    """A command's completion on its way to the CQ poster."""
+    """A command's completion on its way to the CQ poster (``nsid`` is for the Error
+    Information log)."""
     dw0:    32
+    nsid:   32
     sqid:   16
     cqid:   16
     cid:    16

@@ -99,12 +99,15 @@ def test_controller_reset_waits_for_quiescence():
         ctx.set(dut.port.be, 0xF0)
         ctx.set(dut.port.wdata, 0)
         ctx.set(dut.port.w_stb, 1)
-        assert ctx.get(dut.ctrl_reset) == 1          # the reset starts with the write
+        assert ctx.get(dut.run) == 0                 # fetching stops with the write
         await ctx.tick()
         ctx.set(dut.port.w_stb, 0)
-        await ctx.tick().repeat(10)
+        for _ in range(10):
+            assert ctx.get(dut.ctrl_reset) == 0 and ctx.get(dut.run) == 0
+            await ctx.tick()
         assert await port_read(ctx, dut.port, Reg.CSTS) == 1, "RDY held while busy"
         ctx.set(dut.quiescent, 1)
+        assert ctx.get(dut.ctrl_reset) == 1         # queues dropped once quiescent
         await ctx.tick()
         assert await port_read(ctx, dut.port, Reg.CSTS) == 0
 

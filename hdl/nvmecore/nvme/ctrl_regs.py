@@ -43,16 +43,21 @@ class ControllerRegisters(wiring.Component):
     """BAR0 controller registers and the enable / reset / shutdown state machine.
 
     ``quiescent`` tells when nothing is in flight (no DMA outstanding, no sweep running):
-    a controller reset (CC.EN 1→0) raises ``ctrl_reset`` for one cycle, then waits for
-    it before clearing CSTS.RDY; a shutdown (CC.SHN) waits for it before reporting
-    SHST "complete". ``fatal`` sets CSTS.CFS (an SQ fetch that failed, for example).
+    a controller reset (CC.EN 1→0) stops fetching (``run`` low), waits for it, then raises
+    ``ctrl_reset`` for one cycle and clears CSTS.RDY; a shutdown (CC.SHN) stops fetching
+    until the next reset and waits for it before reporting SHST "complete". ``fatal`` sets
+    CSTS.CFS (an SQ fetch that failed, for example), which also stops fetching.
     """
 
     port: In(RegisterPort())
     quiescent: In(1)
     fatal: In(1)
     ready: Out(1)          # CSTS.RDY: the admin queues exist
-    ctrl_reset: Out(1)     # one-cycle pulse: drop all queues and state (not MSI-X)
+    run: Out(1)            # fetch commands: ready, no CFS, no shutdown or reset under way
+    admin_create: Out(1)   # one-cycle pulse: CC.EN 0→1 succeeded, make the admin queues
+    ctrl_reset: Out(1)     # one-cycle pulse at the end of a reset: drop all queue state
+    asq: Out(64)
+    acq: Out(64)
     intms: Out(32)
     cc: Out(Cc)
     admin_sq_size: Out(13)  # 1's based entries, latched at enable
@@ -75,10 +80,13 @@ class ControllerRegisters(wiring.Component):
         asq = Signal(64)
         acq = Signal(64)
 
+        halted = Signal()           # a shutdown was asked for: no fetching until reset
         m.d.comb += [
             self.intms.eq(intms),
             self.cc.eq(cc),
             self.ready.eq(csts.rdy),
+            self.asq.eq(asq),
+            self.acq.eq(acq),
         ]
 
         # -- Reads: dword d of BAR0 (offsets 0x00-0x3F); everything else reads 0. --------
@@ -170,7 +178,9 @@ class ControllerRegisters(wiring.Component):
                         # only (QEMU replaces CSTS on both paths).
                         m.d.sync += csts.eq(0)
                         with m.If(setup_ok):
+                            m.d.comb += self.admin_create.eq(1)
                             m.d.sync += [
+                                halted.eq(0),
                                 csts.rdy.eq(1),
                                 self.admin_sq_size.eq(aqa.asqs + 1),
                                 self.admin_cq_size.eq(aqa.acqs + 1),
@@ -178,13 +188,13 @@ class ControllerRegisters(wiring.Component):
                         with m.Else():
                             m.d.sync += csts.cfs.eq(1)
                     with m.Elif(cc.en & ~cc_new.en):
-                        m.d.comb += self.ctrl_reset.eq(1)
                         m.d.sync += shutting_down.eq(0)
                         m.next = "RESET"
                     with m.Elif((cc.shn == ShnType.NONE) & (cc_new.shn != ShnType.NONE)):
                         m.d.sync += [
                             csts.shst.eq(ShstState.IN_PROGRESS),
                             shutting_down.eq(1),
+                            halted.eq(1),
                         ]
                     with m.Elif((cc.shn != ShnType.NONE) & (cc_new.shn == ShnType.NONE)):
                         m.d.sync += [
@@ -198,10 +208,12 @@ class ControllerRegisters(wiring.Component):
                     ]
                 with m.If(self.fatal):
                     m.d.sync += csts.cfs.eq(1)
+                m.d.comb += self.run.eq(csts.rdy & ~csts.cfs & ~halted & ~(cc_stb & ~cc_new.en))
             with m.State("RESET"):
                 # Reads go on (the host polls CSTS); CC writes wait for the reset to end.
                 with m.If(self.quiescent):
                     # QEMU's nvme_ctrl_reset: CC, CSTS and INTMS clear; AQA/ASQ/ACQ stay.
-                    m.d.sync += [cc.eq(0), csts.eq(0), intms.eq(0)]
+                    m.d.comb += self.ctrl_reset.eq(1)
+                    m.d.sync += [cc.eq(0), csts.eq(0), intms.eq(0), halted.eq(0)]
                     m.next = "RUN"
         return m

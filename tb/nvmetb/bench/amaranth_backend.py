@@ -54,9 +54,16 @@ class AmaranthBackend(Backend):
             async for _, _, level in ctx.tick().sample(core.intx):
                 self._intx = bool(level)
 
+        def tap_monitor(tap, record):
+            async def process(ctx):
+                async for _, _, valid, payload in ctx.tick().sample(tap.valid, tap.p):
+                    if valid:
+                        record(payload)
+            return process
+
         return [
-            stream_monitor(core.dbg_doorbell, on_doorbell),
-            stream_monitor(core.dbg_event, lambda p: self.events.append(p.as_bits())),
+            tap_monitor(core.dbg_doorbell, on_doorbell),
+            tap_monitor(core.dbg_event, lambda p: self.events.append(p.as_bits())),
             stream_monitor(core.dma_wr.cmd, on_cmd),
             stream_monitor(core.dma_wr.data, on_data),
             intx_monitor,
@@ -130,6 +137,9 @@ def run_scenario(scenario, config: CoreConfig | None = None, pattern: Pattern | 
 
     async def testbench(ctx):
         backend.ctx = ctx
+        ctx.set(core.temperature, 313)
+        ctx.set(core.cfg.bus_master_enable, 1)    # enumeration enabled bus mastering
+        ctx.set(core.cfg.max_read_request_size, 2)
         await ctx.tick().repeat(config.msix_vectors + 4)   # power-on MSI-X sweep
         await scenario(checked)
         await checked.check()

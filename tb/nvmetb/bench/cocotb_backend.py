@@ -57,8 +57,11 @@ class CocotbBackend(Backend):
         Clock(self.clk, CLOCK_NS, unit="ns").start()
         for name in ("regs__req__valid", "regs__resp__ready", "dbg_queue__valid",
                      "dbg_irq__valid", "cfg__flr", "cfg__msix_enable",
-                     "cfg__msix_function_mask", "cfg__bus_master_enable"):
+                     "cfg__msix_function_mask",
+                     "dma_rd__req__ready", "dma_rd__data__valid", "device_id"):
             getattr(dut, name).value = 0
+        dut.temperature.value = 313
+        dut.cfg__bus_master_enable.value = 1      # enumeration enabled bus mastering
         dut.cfg__max_payload_size.value = 0
         dut.cfg__max_read_request_size.value = 2
         dut.rst.value = 1
@@ -84,9 +87,9 @@ class CocotbBackend(Backend):
             self.doorbells.append(DoorbellWrite(p.qid, bool(p.cq), p.value))
 
         self._tasks = [
-            cocotb.start_soon(self._monitor(_Stream(dut, "dbg_doorbell"), on_doorbell)),
-            cocotb.start_soon(self._monitor(
-                _Stream(dut, "dbg_event"),
+            cocotb.start_soon(self._tap(dut, "dbg_doorbell", DoorbellUpdate, on_doorbell)),
+            cocotb.start_soon(self._tap(
+                dut, "dbg_event", AsyncEvent,
                 lambda v: self.events.append(_unpack(AsyncEvent, v).as_bits()))),
             cocotb.start_soon(self._monitor(_Stream(dut, "dma_wr__cmd"), on_cmd)),
             cocotb.start_soon(self._monitor(_Stream(dut, "dma_wr__data"), on_data)),
@@ -106,6 +109,15 @@ class CocotbBackend(Backend):
             if stream.valid.value == 1 and stream.ready.value == 1:
                 record(stream.payload.value)
             stream.ready.value = 0 if self.stall() else 1
+
+    async def _tap(self, dut, name, layout, record):
+        """A valid-only tap: one packed port, ``valid`` in bit 0, the payload above."""
+        tap = getattr(dut, name)
+        while True:
+            await RisingEdge(self.clk)
+            value = int(tap.value)
+            if value & 1:
+                record(value >> 1)
 
     async def _intx_monitor(self):
         while True:

@@ -1,0 +1,60 @@
+"""DMA write arbiter: several writers share the core's one in-order DMA write port.
+
+A writer is granted the port for a whole write (header, then data beats up to ``last``),
+lowest-numbered writer first. Writes from one writer keep their order; a writer that
+starts a write only after another writer's write was accepted (the CQ poster's interrupt
+request after its entry, an entry after the admin data it completes) is behind it on the
+port, and PCIe keeps posted writes in order. With bus mastering disabled no new write
+starts [PCIe 4.0 §7.5.1.1.3].
+"""
+
+from amaranth import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..bus import DmaWrite
+
+__all__ = ["DmaWriteArbiter"]
+
+
+class DmaWriteArbiter(wiring.Component):
+    def __init__(self, width, count):
+        self._count = count
+        super().__init__({
+            **{f"in{i}": In(DmaWrite(width)) for i in range(count)},
+            "out": Out(DmaWrite(width)),
+            "bus_master_enable": In(1),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        inputs = [getattr(self, f"in{i}") for i in range(self._count)]
+        owner = Signal(range(self._count))
+        owner_reg = Signal(range(self._count))
+        busy = Signal()         # a write's header went out, its data has not all gone
+
+        m.d.comb += self.idle.eq(~busy)
+        with m.If(~busy):
+            for i, port in reversed(list(enumerate(inputs))):
+                with m.If(port.cmd.valid):
+                    m.d.comb += owner.eq(i)
+        with m.Else():
+            m.d.comb += owner.eq(owner_reg)
+
+        with m.Switch(owner):
+            for i, port in enumerate(inputs):
+                with m.Case(i):
+                    m.d.comb += [
+                        self.out.cmd.p.eq(port.cmd.p),
+                        self.out.cmd.valid.eq(port.cmd.valid & ~busy & self.bus_master_enable),
+                        port.cmd.ready.eq(self.out.cmd.ready & ~busy & self.bus_master_enable),
+                        self.out.data.p.eq(port.data.p),
+                        self.out.data.valid.eq(port.data.valid & busy),
+                        port.data.ready.eq(self.out.data.ready & busy),
+                    ]
+        with m.If(self.out.cmd.valid & self.out.cmd.ready):
+            m.d.sync += [busy.eq(1), owner_reg.eq(owner)]
+        with m.If(self.out.data.valid & self.out.data.ready & self.out.data.p.last):
+            m.d.sync += busy.eq(0)
+        return m

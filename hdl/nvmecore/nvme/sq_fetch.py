@@ -1,0 +1,259 @@
+"""SQ arbiter and fetch engine [NVMe 1.4 §4.1, §4.11].
+
+Round robin over the SQs with work. For the chosen SQ it fetches, with one DMA read,
+``n = min(entries available, credit of its CQ, Arbitration Burst, max read request size
+/ 64, entries before the ring wraps, entries before a 4 KiB boundary)`` entries and
+reserves ``n`` slots of the CQ (docs/admin-commands.md, "Queues"). An SQ whose CQ has no
+credit is skipped until a CQ head doorbell returns slots. Several reads may be in flight;
+their data comes back in request order and leaves as one :class:`FetchedCommand` per
+entry.
+
+A read that fails (error beat) or gets no data for ``dma_read_timeout`` cycles is fatal:
+``fatal`` pulses (CSTS.CFS), nothing more is fetched or passed on until a controller
+reset, and data still arriving for abandoned reads is dropped.
+
+The admin engine can ask for one slot of CQ 0 (``reserve``) to complete an Asynchronous
+Event Request it holds; the engine grants it between fetches.
+"""
+
+from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..bus import DmaRead, strobe
+from ..config import CoreConfig
+from ..layouts import Sqe
+from .queue_state import QueueSetup
+
+__all__ = ["FetchEngine", "FetchedCommand"]
+
+SQE_BYTES = 64
+
+
+class FetchedCommand(data.StructLayout):
+    def __init__(self, config: CoreConfig):
+        super().__init__({
+            "sqe":  Sqe,
+            "sqid": config.qid_width,
+            "cqid": config.qid_width,
+            "sqhd": 16,
+        })
+
+
+class FetchEngine(wiring.Component):
+    def __init__(self, config: CoreConfig, max_reads=4):
+        self._config = config
+        self._max_reads = max_reads
+        n = config.queue_pairs
+        qw = config.qid_width
+        super().__init__({
+            "dma":       Out(DmaRead(config.data_width)),
+            "cmd":       Out(stream.Signature(FetchedCommand(config))),
+            "run":       In(1),
+            "bus_master_enable": In(1),
+            "max_read_request_size": In(3),
+            "burst_log2": In(3),                  # Arbitration Burst; 7 = no limit
+            "setup":     In(strobe(QueueSetup)),
+            "unblock":   In(1),                   # a CQ got slots back
+            "clear":     In(1),                   # controller reset
+            "fatal":     Out(1),
+            "idle":      Out(1),                  # no read outstanding, nothing buffered
+            "reserve":   In(1),                   # admin: hold one slot of CQ 0 ...
+            "reserve_ack": Out(1),                # ... granted (one-cycle pulse)
+            # QueueState
+            "sq_work":   In(n),
+            "f_sq":      Out(qw),
+            "f_sq_head": In(16),
+            "f_sq_tail": In(16),
+            "f_sq_size_m1": In(16),
+            "f_sq_cqid": In(qw),
+            "f_cq":      Out(qw),
+            "f_cq_credit": In(16),
+            "sq_advance": Out(data.StructLayout({"valid": 1, "qid": qw, "n": 16})),
+            "cq_reserve": Out(data.StructLayout({"valid": 1, "qid": qw, "n": 16})),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        n_q = config.queue_pairs
+        qw = config.qid_width
+        width = config.data_width
+        beats_per_sqe = max(1, SQE_BYTES * 8 // width)
+
+        # -- SQ base addresses ----------------------------------------------------------------
+        m.submodules.base = base_mem = memory.Memory(shape=52, depth=n_q, init=[])
+        base_wr = base_mem.write_port()
+        base_rd = base_mem.read_port(transparent_for=(base_wr,))
+        m.d.comb += [
+            base_wr.addr.eq(self.setup.qid),
+            base_wr.data.eq(self.setup.base),
+            base_wr.en.eq(self.setup.valid & ~self.setup.cq & self.setup.create),
+        ]
+
+        # -- In-flight reads -------------------------------------------------------------------
+        ctx_layout = data.StructLayout({"sqid": qw, "cqid": qw, "first": 16, "count": 16,
+                                        "size_m1": 16})
+        ctx = fifo.SyncFIFOBuffered(width=ctx_layout.size, depth=self._max_reads)
+        m.submodules.ctx = ResetInserter(self.clear)(ctx)
+        outstanding = Signal(range(self._max_reads + 2))
+        discard = Signal(range(self._max_reads + 2))   # reads abandoned by a reset
+        dead = Signal()                                 # fatal error seen: drop all data
+
+        # -- Arbiter: round robin over SQs with work and no credit block ----------------------
+        blocked = Signal(n_q)
+        candidates = Signal(n_q)
+        m.d.comb += candidates.eq(self.sq_work & ~blocked)
+        last = Signal(qw)
+        pick = Signal(qw)
+        found = Signal()
+        # First candidate above `last`, else the first one: scan in reverse so the lowest
+        # index of each half wins.
+        for q in reversed(range(n_q)):
+            with m.If(candidates[q]):
+                m.d.comb += [pick.eq(q), found.eq(1)]
+        for q in reversed(range(n_q)):
+            with m.If(candidates[q] & (q > last)):
+                m.d.comb += pick.eq(q)
+
+        sq = Signal(qw)
+        m.d.comb += [self.f_sq.eq(sq), self.f_cq.eq(self.f_sq_cqid), base_rd.addr.eq(pick)]
+
+        # Entries to fetch now.
+        head, tail, size_m1 = self.f_sq_head, self.f_sq_tail, self.f_sq_size_m1
+        available = Signal(16)
+        m.d.comb += available.eq(Mux(tail >= head, tail - head, tail + size_m1 + 1 - head))
+        to_wrap = Signal(17)
+        m.d.comb += to_wrap.eq(size_m1 + 1 - head)
+        addr = Signal(64)
+        m.d.comb += addr.eq(Cat(Const(0, 12), base_rd.data) + (head << 6))
+        to_page = Signal(7)
+        m.d.comb += to_page.eq(64 - addr[6:12])                 # entries to the 4 KiB edge
+        mrrs_entries = Signal(7)
+        m.d.comb += mrrs_entries.eq(Const(2, 7) << self.max_read_request_size)  # 128 B << x
+        burst = Signal(8)
+        m.d.comb += burst.eq(Mux(self.burst_log2 == 7, 255, Const(1, 8) << self.burst_log2))
+        limits = [available, to_wrap, to_page, mrrs_entries, burst, self.f_cq_credit]
+        count = limits[0]
+        for i, limit in enumerate(limits[1:]):
+            smaller = Signal(17, name=f"count{i}")
+            m.d.comb += smaller.eq(Mux(limit < count, limit, count))
+            count = smaller
+
+        req = self.dma.req
+        m.d.comb += [
+            req.p.addr.eq(addr),
+            req.p.length.eq(count << 6),
+            req.p.tag.eq(0),
+        ]
+        can_issue = self.run & self.bus_master_enable & ~dead & (outstanding < self._max_reads)
+
+        with m.FSM(name="fetch"):
+            with m.State("IDLE"):
+                with m.If(self.reserve):
+                    m.d.comb += self.f_cq.eq(0)          # look at CQ 0's credit
+                    with m.If(self.f_cq_credit != 0):
+                        m.d.comb += [
+                            self.reserve_ack.eq(1),
+                            self.cq_reserve.valid.eq(1),
+                            self.cq_reserve.qid.eq(0),
+                            self.cq_reserve.n.eq(1),
+                        ]
+                with m.Elif(can_issue & found):
+                    m.d.comb += base_rd.en.eq(1)
+                    m.d.sync += [sq.eq(pick), last.eq(pick)]
+                    m.next = "SIZE"
+            with m.State("SIZE"):
+                with m.If(~can_issue):
+                    m.next = "IDLE"                      # stopped while deciding
+                with m.Elif(count == 0):
+                    # No credit (or the work went away): skip until slots come back.
+                    m.d.sync += blocked.bit_select(sq, 1).eq(self.sq_work.bit_select(sq, 1))
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += req.valid.eq(1)
+                    with m.If(req.ready):
+                        m.d.comb += [
+                            self.sq_advance.valid.eq(1),
+                            self.sq_advance.qid.eq(sq),
+                            self.sq_advance.n.eq(count),
+                            self.cq_reserve.valid.eq(1),
+                            self.cq_reserve.qid.eq(self.f_sq_cqid),
+                            self.cq_reserve.n.eq(count),
+                            ctx.w_en.eq(1),
+                            ctx.w_data.eq(Cat(sq, self.f_sq_cqid, head, count, size_m1)),
+                        ]
+                        m.next = "IDLE"
+        with m.If(self.unblock | self.setup.valid):
+            m.d.sync += blocked.eq(0)
+
+        # -- Read data: assemble entries ------------------------------------------------------
+        beat = self.dma.data
+        cur = data.View(ctx_layout, ctx.r_data)
+        sqe_buf = Signal(512)
+        beat_in_sqe = Signal(range(beats_per_sqe))
+        entry = Signal(16)             # entry index within the current read
+        errored = Signal()             # an error beat in the current entry
+
+        # Data beats are taken when the command output has room (or is being dropped).
+        out = self.cmd
+        dropping = dead | (discard != 0)
+        m.d.comb += beat.ready.eq(~out.valid | out.ready | dropping)
+        with m.If(out.valid & out.ready):
+            m.d.sync += out.valid.eq(0)
+
+        with m.If(beat.valid & beat.ready):
+            with m.If(discard != 0):
+                with m.If(beat.p.last):
+                    m.d.sync += discard.eq(discard - 1)
+            with m.Else():
+                full = beat_in_sqe == beats_per_sqe - 1
+                if beats_per_sqe == 1:
+                    word = beat.p.data[:512]
+                else:
+                    word = Cat(sqe_buf[width:], beat.p.data)
+                    m.d.sync += sqe_buf.eq(word)
+                error = errored | beat.p.error
+                m.d.sync += [beat_in_sqe.eq(Mux(full, 0, beat_in_sqe + 1)),
+                             errored.eq(Mux(full, 0, error))]
+                with m.If(full):
+                    index = cur.first + entry
+                    index_wrapped = Mux(index > cur.size_m1, index - cur.size_m1 - 1, index)
+                    m.d.sync += [
+                        out.p.sqe.eq(word),
+                        out.p.sqid.eq(cur.sqid),
+                        out.p.cqid.eq(cur.cqid),
+                        out.p.sqhd.eq(Mux(index_wrapped == cur.size_m1, 0, index_wrapped + 1)),
+                        out.valid.eq(~dead & ~error),
+                        entry.eq(entry + 1),
+                    ]
+                    with m.If(error):
+                        m.d.comb += self.fatal.eq(1)
+                        m.d.sync += dead.eq(1)
+                with m.If(beat.p.last):
+                    m.d.comb += ctx.r_en.eq(1)
+                    m.d.sync += entry.eq(0)
+
+        # -- Outstanding reads and the time-out ----------------------------------------------
+        issued = req.valid & req.ready
+        finished = beat.valid & beat.ready & beat.p.last & (discard == 0)
+        m.d.sync += outstanding.eq(outstanding + issued - finished)
+        timer = Signal(range(config.dma_read_timeout + 1))
+        with m.If((outstanding == 0) | (beat.valid & beat.ready) | dead):
+            m.d.sync += timer.eq(0)
+        with m.Elif(timer == config.dma_read_timeout):
+            m.d.comb += self.fatal.eq(1)
+            m.d.sync += dead.eq(1)
+        with m.Else():
+            m.d.sync += timer.eq(timer + 1)
+
+        m.d.comb += self.idle.eq(((outstanding == 0) | dead) & ~out.valid)
+
+        with m.If(self.clear):
+            # Reads still out after a fatal error are abandoned; their data is dropped.
+            m.d.sync += [
+                discard.eq(discard + outstanding - finished),
+                outstanding.eq(0), dead.eq(0), entry.eq(0), beat_in_sqe.eq(0),
+                errored.eq(0), out.valid.eq(0), blocked.eq(0),
+            ]
+        return m
