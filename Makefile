@@ -63,7 +63,7 @@ system-deps:
 	pkgs=(); \
 	command -v iverilog >/dev/null 2>&1 && command -v vvp >/dev/null 2>&1 || pkgs+=(iverilog); \
 	for tool in g++ make; do command -v $$tool >/dev/null 2>&1 || { pkgs+=(build-essential); break; }; done; \
-	command -v perl >/dev/null 2>&1 || pkgs+=(perl); \
+	perl -MGetopt::Long -MFindBin -MIO::File -MPod::Usage -MCwd -e1 >/dev/null 2>&1 || pkgs+=(perl); \
 	[ -e /usr/include/lz4.h ] || pkgs+=(liblz4-dev); \
 	[ -e /usr/include/zlib.h ] || pkgs+=(zlib1g-dev); \
 	if [ ! -x $(VBIN)/python ] && ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then \
@@ -104,10 +104,16 @@ verilog: | $(VBIN)/pytest
 	@mkdir -p build
 	$(VBIN)/python -m nvmecore generate -o build/nvmecore.v $(ARGS)
 
+# Both checks run; the target fails if either found something.
 lint: | $(VBIN)/pytest
-	$(VBIN)/ruff check hdl tb
-	$(MAKE) --no-print-directory verilog
-	$(VBIN)/python -m nvmetb.verilator --lint-only -Wall sim/lint.vlt build/nvmecore.v --top-module nvmecore
+	@status=0; \
+	echo "$(VBIN)/ruff check hdl tb"; \
+	$(VBIN)/ruff check hdl tb || status=1; \
+	$(MAKE) --no-print-directory verilog; \
+	echo "verilator --lint-only -Wall sim/lint.vlt build/nvmecore.v"; \
+	$(VBIN)/python -m nvmetb.verilator --lint-only -Wall sim/lint.vlt build/nvmecore.v \
+	  --top-module nvmecore || status=1; \
+	exit $$status
 
 clean:
 	rm -rf build sim/build .pytest_cache .ruff_cache results.xml sim_build
