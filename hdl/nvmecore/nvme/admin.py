@@ -251,6 +251,7 @@ class AdminEngine(wiring.Component):
         any_io_queue = (self.sq_valid[1:] | self.cq_valid[1:]).any() if n > 1 else Const(0)
 
         src_offset = Signal(13)
+        length = Signal(13)            # bytes to transfer, latched when the command starts
         delete_cq = Signal(qw)
 
         fid = cdw10[:8]
@@ -449,7 +450,7 @@ class AdminEngine(wiring.Component):
                                 with m.If((cns == 0x02) & (nsid != 0)):
                                     # No active namespace above NSID 1: an empty list.
                                     m.d.sync += self.source.eq(Source.ZERO)
-                                m.d.sync += src_offset.eq(0)
+                                m.d.sync += [src_offset.eq(0), length.eq(PAGE)]
                                 m.next = "WRITE"
                         with m.Case(AdminOpcode.GET_LOG_PAGE.value):
                             total = Signal(34)
@@ -480,7 +481,8 @@ class AdminEngine(wiring.Component):
                                 complete(INVALID_PRP_OFFSET)
                                 m.next = "IDLE"
                             with m.Else():
-                                m.d.sync += src_offset.eq(log_offset[:13])
+                                m.d.sync += [src_offset.eq(log_offset[:13]),
+                                             length.eq(xfer_len)]
                                 with m.If(~rae):
                                     with m.If(log_lid == LogPage.ERROR_INFORMATION.value):
                                         m.d.sync += mask_error.eq(0)
@@ -577,7 +579,7 @@ class AdminEngine(wiring.Component):
                 m.d.comb += [
                     self.writer.valid.eq(1),
                     self.writer.p.prp1.eq(prp1), self.writer.p.prp2.eq(prp2),
-                    self.writer.p.length.eq(xfer_len), self.writer.p.offset.eq(src_offset),
+                    self.writer.p.length.eq(length), self.writer.p.offset.eq(src_offset),
                 ]
                 with m.If(self.writer.ready):
                     m.next = "WRITING"

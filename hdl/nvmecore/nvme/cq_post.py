@@ -9,7 +9,7 @@ in-order port, can never overtake it. The slot was reserved when the command was
 fetched, so posting never waits for space.
 """
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -70,7 +70,8 @@ class CqPoster(wiring.Component):
         irq = Signal(CoalescedIrq)
         m.d.comb += [
             self.p_cq.eq(c.cqid),
-            base_rd.addr.eq(self.completion.p.cqid),
+            # The read port follows its address (transparency): hold it while posting.
+            base_rd.addr.eq(Mux(self.idle, self.completion.p.cqid, c.cqid)),
             self.dma.cmd.p.addr.eq(Cat(Const(0, 12), base_rd.data) + (self.p_cq_tail << 4)),
             self.dma.cmd.p.length.eq(CQE_BYTES),
             self.dma.data.p.data.eq(cqe.as_value().word_select(beat, min(width, 128))

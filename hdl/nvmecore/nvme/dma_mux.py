@@ -34,13 +34,18 @@ class DmaWriteArbiter(wiring.Component):
         owner_reg = Signal(range(self._count))
         busy = Signal()         # a write's header went out, its data has not all gone
 
-        m.d.comb += self.idle.eq(~busy)
-        with m.If(~busy):
+        offered = Signal()      # a header is on the port, not yet taken: keep its writer
+        m.d.comb += self.idle.eq(~busy & ~offered)
+        with m.If(~busy & ~offered):
             for i, port in reversed(list(enumerate(inputs))):
                 with m.If(port.cmd.valid):
                     m.d.comb += owner.eq(i)
         with m.Else():
             m.d.comb += owner.eq(owner_reg)
+        with m.If(self.out.cmd.valid & ~self.out.cmd.ready):
+            m.d.sync += [offered.eq(1), owner_reg.eq(owner)]
+        with m.Else():
+            m.d.sync += offered.eq(0)
 
         with m.Switch(owner):
             for i, port in enumerate(inputs):

@@ -95,7 +95,8 @@ class DoorbellDecoder(wiring.Component):
             port.busy.eq(busy),
             self.idle.eq(~busy),
             port.rdata.eq(0),
-            rd.addr.eq(index),
+            # The read port follows its address (transparency): hold it in stage 1.
+            rd.addr.eq(Mux(lanes_pending.any(), qid, index)),
             rd.en.eq(port.w_stb),
         ]
         with m.If(port.w_stb & in_db):

@@ -117,7 +117,10 @@ class FetchEngine(wiring.Component):
                 m.d.comb += pick.eq(q)
 
         sq = Signal(qw)
-        m.d.comb += [self.f_sq.eq(sq), self.f_cq.eq(self.f_sq_cqid), base_rd.addr.eq(pick)]
+        picking = Signal()
+        # The read port follows its address (transparency): hold it once an SQ is chosen.
+        m.d.comb += [self.f_sq.eq(sq), self.f_cq.eq(self.f_sq_cqid),
+                     base_rd.addr.eq(Mux(picking, pick, sq))]
 
         # Entries to fetch now.
         head, tail, size_m1 = self.f_sq_head, self.f_sq_tail, self.f_sq_size_m1
@@ -141,15 +144,15 @@ class FetchEngine(wiring.Component):
             count = smaller
 
         req = self.dma.req
-        m.d.comb += [
-            req.p.addr.eq(addr),
-            req.p.length.eq(count << 6),
-            req.p.tag.eq(0),
-        ]
+        req_cqid = Signal(qw)
+        req_head = Signal(16)
+        req_count = Signal(16)
+        req_size_m1 = Signal(16)
         can_issue = self.run & self.bus_master_enable & ~dead & (outstanding < self._max_reads)
 
         with m.FSM(name="fetch"):
             with m.State("IDLE"):
+                m.d.comb += picking.eq(1)
                 with m.If(self.reserve):
                     m.d.comb += self.f_cq.eq(0)          # look at CQ 0's credit
                     with m.If(self.f_cq_credit != 0):
@@ -171,19 +174,27 @@ class FetchEngine(wiring.Component):
                     m.d.sync += blocked.bit_select(sq, 1).eq(self.sq_work.bit_select(sq, 1))
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.comb += req.valid.eq(1)
-                    with m.If(req.ready):
-                        m.d.comb += [
-                            self.sq_advance.valid.eq(1),
-                            self.sq_advance.qid.eq(sq),
-                            self.sq_advance.n.eq(count),
-                            self.cq_reserve.valid.eq(1),
-                            self.cq_reserve.qid.eq(self.f_sq_cqid),
-                            self.cq_reserve.n.eq(count),
-                            ctx.w_en.eq(1),
-                            ctx.w_data.eq(Cat(sq, self.f_sq_cqid, head, count, size_m1)),
-                        ]
-                        m.next = "IDLE"
+                    # The request is fixed here: it must not change while it waits.
+                    m.d.sync += [
+                        req.p.addr.eq(addr), req.p.length.eq(count << 6), req.p.tag.eq(0),
+                        req_cqid.eq(self.f_sq_cqid), req_head.eq(head),
+                        req_count.eq(count), req_size_m1.eq(size_m1),
+                    ]
+                    m.next = "ISSUE"
+            with m.State("ISSUE"):
+                m.d.comb += req.valid.eq(1)
+                with m.If(req.ready):
+                    m.d.comb += [
+                        self.sq_advance.valid.eq(1),
+                        self.sq_advance.qid.eq(sq),
+                        self.sq_advance.n.eq(req_count),
+                        self.cq_reserve.valid.eq(1),
+                        self.cq_reserve.qid.eq(req_cqid),
+                        self.cq_reserve.n.eq(req_count),
+                        ctx.w_en.eq(1),
+                        ctx.w_data.eq(Cat(sq, req_cqid, req_head, req_count, req_size_m1)),
+                    ]
+                    m.next = "IDLE"
         with m.If(self.unblock | self.setup.valid):
             m.d.sync += blocked.eq(0)
 
@@ -198,7 +209,10 @@ class FetchEngine(wiring.Component):
         # Data beats are taken when the command output has room (or is being dropped).
         out = self.cmd
         dropping = dead | (discard != 0)
-        m.d.comb += beat.ready.eq(~out.valid | out.ready | dropping)
+        # (and only once the read's context is out of the FIFO, which takes a cycle or two
+        # after the request: a fast host can answer sooner).
+        m.d.comb += beat.ready.eq(((~out.valid | out.ready) & ctx.r_rdy) | (discard != 0)
+                                  | (dead & ctx.r_rdy))
         with m.If(out.valid & out.ready):
             m.d.sync += out.valid.eq(0)
 

@@ -97,9 +97,10 @@ class AmaranthBackend(Backend):
                 self.ctx.set(regs.resp.ready, 0)
                 return payload
 
-    async def set_cfg(self, msix_enable, msix_function_mask):
+    async def set_cfg(self, msix_enable, msix_function_mask, bus_master_enable=True):
         self.ctx.set(self.core.cfg.msix_enable, msix_enable)
         self.ctx.set(self.core.cfg.msix_function_mask, msix_function_mask)
+        self.ctx.set(self.core.cfg.bus_master_enable, bus_master_enable)
         await self.ctx.tick()
 
     async def queue(self, qid, cq, size):
@@ -151,3 +152,43 @@ def run_scenario(scenario, config: CoreConfig | None = None, pattern: Pattern | 
     else:
         sim.run()
     return checked
+
+
+def run_host_scenario(scenario, config: CoreConfig, dma="fast", seed=0, vcd=None):
+    """Run a queue scenario (``async def scenario(host, bench)``): the host driver on
+    the core with host memory behind its DMA ports, the model in lock step."""
+    from nvmetb.host import NvmeHost
+
+    from .dma_amaranth import AmaranthDma
+    from .host_memory import DMA_SETTINGS, HostMemory
+    from .transport import BenchTransport
+
+    core = NvmeCore(config)
+    backend = AmaranthBackend(core, PATTERNS["fast"], seed)
+    memory = HostMemory(max_payload_size=0, max_read_request_size=2)
+    dma_ports = AmaranthDma(core.dma_rd, core.dma_wr, memory, DMA_SETTINGS[dma], cfg=core.cfg)
+    sim = Simulator(core)
+    sim.add_clock(4e-9)
+    for process in backend.processes()[:2] + backend.processes()[4:]:
+        sim.add_process(process)
+    for process in dma_ports.processes():
+        sim.add_process(process)
+    checked = CheckedCore(backend)
+    bench = BenchTransport(checked, memory)
+    host = NvmeHost(bench, poll_us=0.1, command_timeout_us=200)
+
+    async def testbench(ctx):
+        backend.ctx = ctx
+        ctx.set(core.temperature, 313)
+        ctx.set(core.cfg.max_read_request_size, 2)
+        await ctx.tick().repeat(config.msix_vectors + 4)
+        await scenario(host, bench)
+        await bench.compare()
+
+    sim.add_testbench(testbench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return bench

@@ -150,9 +150,10 @@ class CocotbBackend(Backend):
                 self.resp.ready.value = 0
                 return int(self.resp.payload.value)
 
-    async def set_cfg(self, msix_enable, msix_function_mask):
+    async def set_cfg(self, msix_enable, msix_function_mask, bus_master_enable=True):
         self.dut.cfg__msix_enable.value = int(msix_enable)
         self.dut.cfg__msix_function_mask.value = int(msix_function_mask)
+        self.dut.cfg__bus_master_enable.value = int(bus_master_enable)
         await RisingEdge(self.clk)
 
     async def queue(self, qid, cq, size):
@@ -195,3 +196,33 @@ async def run_scenario(dut, scenario, config, pattern: Pattern, seed=0):
                                  len(core.model.doorbells), len(core.model.events),
                                  len(core.model.dma_writes))
     return core
+
+
+async def run_host_scenario(dut, scenario, config, dma="fast", seed=0):
+    """A queue scenario (``async def scenario(host, bench)``) on the Verilog: the host
+    driver with host memory behind the DMA ports, the model in lock step."""
+    from nvmetb.host import NvmeHost
+
+    from .dma_cocotb import CocotbDma
+    from .host_memory import DMA_SETTINGS, HostMemory
+    from .harness import PATTERNS
+    from .transport import BenchTransport
+
+    backend = CocotbBackend(dut, config, PATTERNS["fast"], seed)
+    memory = HostMemory(max_payload_size=0, max_read_request_size=2)
+    dma_ports = CocotbDma(dut, memory, DMA_SETTINGS[dma], width=config.data_width)
+    await backend.start()
+    dma_ports.start()
+    bench = BenchTransport(CheckedCore(backend), memory)
+    host = NvmeHost(bench, poll_us=0.1, command_timeout_us=200)
+    try:
+        await scenario(host, bench)
+        await bench.compare()
+    finally:
+        dma_ports.stop()
+        backend.stop()
+    logging.getLogger("tb").info(
+        "%s: %d CQ entries and %d MSI-X messages compared, %d DMA reads, %d DMA writes",
+        scenario.__name__, sum(len(v) for v in bench.core.model.posted.values()),
+        len(memory.msix_messages), len(memory.reads), len(memory.writes))
+    return bench

@@ -49,7 +49,8 @@ class Backend:
 
     async def bus_write(self, addr, be, data): raise NotImplementedError
     async def bus_read(self, addr, be): raise NotImplementedError
-    async def set_cfg(self, msix_enable, msix_function_mask): raise NotImplementedError
+    async def set_cfg(self, msix_enable, msix_function_mask, bus_master_enable):
+        raise NotImplementedError
     async def queue(self, qid, cq, size): raise NotImplementedError
     async def irq(self, vector, deassert): raise NotImplementedError
     async def flr(self): raise NotImplementedError
@@ -119,9 +120,10 @@ class CheckedCore:
 
     # -- Other inputs --------------------------------------------------------------------
 
-    async def set_cfg(self, msix_enable=None, msix_function_mask=None):
-        self.model.set_cfg(msix_enable, msix_function_mask)
-        await self.dut.set_cfg(self.model.msix_enable, self.model.msix_function_mask)
+    async def set_cfg(self, msix_enable=None, msix_function_mask=None, bus_master_enable=None):
+        self.model.set_cfg(msix_enable, msix_function_mask, bus_master_enable)
+        await self.dut.set_cfg(self.model.msix_enable, self.model.msix_function_mask,
+                               self.model.bus_master_enable)
 
     async def create_queue(self, qid, cq, size):
         await self.dut.queue(qid, cq, size)

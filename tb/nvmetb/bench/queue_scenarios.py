@@ -1,0 +1,181 @@
+"""Queue-engine and admin-command scenarios: the host driver (``nvmetb.host``) on the
+core-level bench, with the reference model in lock step (``BenchTransport``). Written
+once, run in the Amaranth simulator and on the Verilog under Icarus and Verilator.
+
+Each is ``async def name(host: NvmeHost, bench: BenchTransport)``; the runner calls
+``bench.compare()`` at the end, and the driver checks SQHD, phase and CIDs as it goes.
+"""
+
+from nvmecore.layouts import (
+    DOORBELL_BASE, AdminOpcode, CommandSpecificStatus, GenericStatus, LogPage, NvmOpcode,
+)
+from nvmetb.host import NvmeHost, Status
+
+from .harness import Mismatch
+
+__all__ = ["QUEUE_SCENARIOS"]
+
+G, C = GenericStatus, CommandSpecificStatus
+
+
+def expect(cqe, code, dnr=None, what=""):
+    status = Status.of(cqe)
+    if not status.is_(code, dnr=dnr):
+        raise Mismatch(f"{what}: got {status}, expected {code.name}"
+                       f"{'' if dnr is None else ' +DNR' if dnr else ' no DNR'}")
+
+
+async def bring_up(host: NvmeHost, bench):
+    """The Linux-like bring-up: every I/O queue pair this build has, one AER posted."""
+    n = bench.core.config.io_queues
+    pairs = await host.bring_up(io_queues=n, queue_entries=16)
+    if pairs != n:
+        raise Mismatch(f"{pairs} I/O queue pairs created, {n} wanted")
+    ctrl = host.id_ctrl
+    if ctrl is None or len(ctrl) != 4096:
+        raise Mismatch("no Identify Controller data")
+
+
+async def admin_status_paths(host: NvmeHost, bench):
+    """Every refusal of the queue-management and data commands (docs/admin-commands.md)."""
+    n = bench.core.config.io_queues
+    mqes = bench.core.config.max_queue_entries - 1
+    await host.bring_up(io_queues=1, queue_entries=8)
+    a = host.admin
+    op = AdminOpcode
+    # Gating
+    expect((await a(0x7F))[0], G.INVALID_OPCODE, True, "unknown opcode")
+    expect((await a(op.IDENTIFY, cdw10=1, psdt=1))[0], G.INVALID_FIELD, True, "PSDT")
+    expect((await a(op.IDENTIFY, cdw10=1, fuse=1))[0], G.INVALID_FIELD, False, "FUSE")
+    # Create I/O CQ
+    base = bench.alloc(4096, name="spare")
+    cq = dict(cdw11=0b11, prp1=base)
+    expect((await a(op.CREATE_IO_CQ, cdw10=0 | 7 << 16, **cq))[0], C.INVALID_QUEUE_IDENTIFIER,
+           True, "CQ 0")
+    expect((await a(op.CREATE_IO_CQ, cdw10=(n + 1) | 7 << 16, **cq))[0],
+           C.INVALID_QUEUE_IDENTIFIER, True, "CQ > max")
+    expect((await a(op.CREATE_IO_CQ, cdw10=1 | 7 << 16, **cq))[0], C.INVALID_QUEUE_IDENTIFIER,
+           True, "CQ exists")
+    expect((await a(op.CREATE_IO_CQ, cdw10=2, **cq))[0], C.INVALID_QUEUE_SIZE, True, "size 1")
+    expect((await a(op.CREATE_IO_CQ, cdw10=2 | (mqes + 1) << 16, **cq))[0],
+           C.INVALID_QUEUE_SIZE, True, "size > MQES")
+    expect((await a(op.CREATE_IO_CQ, cdw10=2 | 7 << 16, cdw11=0b11, prp1=base + 64))[0],
+           G.INVALID_PRP_OFFSET, True, "CQ base misaligned")
+    expect((await a(op.CREATE_IO_CQ, cdw10=2 | 7 << 16, cdw11=0b11 | 0xFFF << 16,
+                    prp1=base))[0], C.INVALID_INTERRUPT_VECTOR, True, "vector")
+    expect((await a(op.CREATE_IO_CQ, cdw10=2 | 7 << 16, cdw11=0b10, prp1=base))[0],
+           G.INVALID_FIELD, True, "PC = 0")
+    # Create I/O SQ
+    expect((await a(op.CREATE_IO_SQ, cdw10=2 | 7 << 16, cdw11=1 | 0 << 16, prp1=base))[0],
+           C.COMPLETION_QUEUE_INVALID, True, "SQ on CQ 0")
+    expect((await a(op.CREATE_IO_SQ, cdw10=2 | 7 << 16, cdw11=1 | 3 << 16, prp1=base))[0],
+           C.COMPLETION_QUEUE_INVALID, True, "SQ on a missing CQ")
+    expect((await a(op.CREATE_IO_SQ, cdw10=1 | 7 << 16, cdw11=1 | 1 << 16, prp1=base))[0],
+           C.INVALID_QUEUE_IDENTIFIER, True, "SQ exists")
+    expect((await a(op.CREATE_IO_SQ, cdw10=2 | 0 << 16, cdw11=1 | 1 << 16, prp1=base))[0],
+           C.INVALID_QUEUE_SIZE, True, "SQ size 1")
+    expect((await a(op.CREATE_IO_SQ, cdw10=2 | 7 << 16, cdw11=1 | 1 << 16,
+                    prp1=base + 8))[0], G.INVALID_PRP_OFFSET, True, "SQ base misaligned")
+    expect((await a(op.CREATE_IO_SQ, cdw10=2 | 7 << 16, cdw11=0 | 1 << 16, prp1=base))[0],
+           G.INVALID_FIELD, True, "SQ PC = 0")
+    # Delete
+    expect((await a(op.DELETE_IO_SQ, cdw10=0))[0], C.INVALID_QUEUE_IDENTIFIER, True, "del SQ 0")
+    expect((await a(op.DELETE_IO_SQ, cdw10=2))[0], C.INVALID_QUEUE_IDENTIFIER, True,
+           "del missing SQ")
+    expect((await a(op.DELETE_IO_CQ, cdw10=5))[0], C.INVALID_QUEUE_IDENTIFIER, True,
+           "del missing CQ (spec, not QEMU)")
+    expect((await a(op.DELETE_IO_CQ, cdw10=1))[0], C.INVALID_QUEUE_DELETION, False,
+           "del CQ in use")
+    # Identify
+    for cns in (0x06, 0x08, 0x10):
+        expect((await host.identify(cns, nsid=1, check=False))[0], G.INVALID_FIELD, True,
+               f"CNS {cns:#x}")
+    for nsid in (0, 2, 0xFFFF_FFFF):
+        expect((await host.identify(0x00, nsid=nsid, check=False))[0], G.INVALID_NAMESPACE,
+               True, f"namespace {nsid:#x}")
+    expect((await host.identify(0x02, nsid=0xFFFF_FFFE, check=False))[0],
+           G.INVALID_NAMESPACE, True, "NS list from FFFFFFFEh")
+    await host.identify(0x02, nsid=1, check=False)              # empty list
+    await host.identify(0x01, page_offset=0x100, check=False)   # PRP1 + PRP2
+    # Get Log Page
+    expect((await host.get_log_page(0x7F, 16, check=False))[0], C.INVALID_LOG_PAGE, True,
+           "unknown log")
+    expect((await host.get_log_page(LogPage.SMART_HEALTH.value, 16, offset=2,
+                                    check=False))[0], G.INVALID_FIELD, True, "offset")
+    expect((await host.get_log_page(LogPage.SMART_HEALTH.value, 16, offset=512,
+                                    check=False))[0], G.INVALID_FIELD, True, "offset > log")
+    for lid in LogPage:
+        await host.get_log_page(lid.value, 1024, check=False)
+    await host.get_log_page(LogPage.ERROR_INFORMATION.value, 32, offset=64, check=False)
+    # Features
+    for fid, cdw11, code, dnr in (
+            (0x06, 1, G.INVALID_FIELD, True), (0x7E, 0, G.INVALID_FIELD, True),
+            (0x02, 1, G.INVALID_FIELD, True), (0x07, 1, G.COMMAND_SEQUENCE_ERROR, True),
+            (0x09, 0, G.INVALID_FIELD, True), (0x05, 1 << 16, G.INVALID_FIELD, True),
+            (0x04, 1 << 16, G.INVALID_FIELD, True)):
+        expect(await host.set_features(fid, cdw11, check=False), code, dnr,
+               f"Set Features {fid:#x}")
+    expect((await a(op.SET_FEATURES, cdw10=0x01 | 1 << 31, cdw11=3))[0],
+           C.FEATURE_NOT_SAVEABLE, True, "SV")
+    expect((await a(op.GET_FEATURES, cdw10=0x01 | 1 << 8))[0], G.INVALID_FIELD, True, "SEL")
+    for fid, cdw11 in ((0x01, 0), (0x02, 0), (0x04, 0), (0x04, 1 << 20), (0x05, 0), (0x07, 0),
+                       (0x08, 0), (0x09, 1), (0x0A, 0), (0x0B, 0)):
+        await host.get_features(fid, cdw11=cdw11, check=False)
+    for fid, cdw11 in ((0x01, 0x0302_0106), (0x02, 0x20), (0x04, 350), (0x05, 100),
+                       (0x08, 0x0103), (0x09, 1 | 1 << 16), (0x0A, 1), (0x0B, 0x02)):
+        expect(await host.set_features(fid, cdw11, check=False), G.SUCCESS, False,
+               f"Set Features {fid:#x}")
+    # Abort: a bad SQ, a command already done
+    expect(await host.abort(9, 1, check=False), G.INVALID_FIELD, False, "abort SQ")
+    await host.abort(0, 0x1234, check=False)
+
+
+async def io_queue_laps(host: NvmeHost, bench):
+    """Commands on I/O queues over several laps of a 4-entry CQ (phase flips), with the
+    host slow to consume: a full CQ holds back its own SQ only."""
+    await host.bring_up(io_queues=2, queue_entries=4)
+    cids = []
+    for i in range(14):
+        qid = 1 + i % 2
+        cid = await host.submit(qid, {"cdw0": {"opc": NvmOpcode.FLUSH.value}, "nsid": 1})
+        cids.append((qid, cid))
+        if i % 3 == 2:
+            for q, c in cids:
+                cqe = await host.wait_completion(q, c)
+                expect(cqe, G.INVALID_OPCODE, True, "I/O stub")
+            cids.clear()
+    for q, c in cids:
+        await host.wait_completion(q, c)
+
+
+async def async_events(host: NvmeHost, bench):
+    """An invalid doorbell completes the held AER; the type stays masked until the
+    Error Information log is read with RAE = 0; AERL + 1 limit."""
+    await host.bring_up(io_queues=1, queue_entries=8)
+    await bench.mmio_write(DOORBELL_BASE + 8 * 5, 1)         # no such queue
+    await bench.wait(2)
+    await host.process_completions(0)
+    await bench.mmio_write(DOORBELL_BASE + 8 * 5, 1)         # masked now: held
+    for _ in range(4):                                       # AERL + 1 = 4 held
+        await host.async_event_request()
+    cqe, _ = await host.admin(AdminOpcode.ASYNC_EVENT_REQ)  # the fifth: limit
+    expect(cqe, C.AER_LIMIT_EXCEEDED, False, "AER limit")
+    await host.get_log_page(LogPage.ERROR_INFORMATION.value, 16, rae=False, check=False)
+    await bench.wait(2)
+    await host.process_completions(0)
+
+
+async def reset_in_traffic(host: NvmeHost, bench):
+    """Controller reset with commands in flight, then bring-up again; shutdown."""
+    await host.bring_up(io_queues=2, queue_entries=8)
+    for i in range(6):
+        await host.submit(1 + i % 2, {"cdw0": {"opc": NvmOpcode.FLUSH.value}, "nsid": 1})
+    await host.disable()
+    bench.forget_io()
+    await host.bring_up(io_queues=2, queue_entries=8)
+    await host.shutdown()
+
+
+QUEUE_SCENARIOS = {f.__name__: f for f in (
+    bring_up, admin_status_paths, io_queue_laps, async_events, reset_in_traffic,
+)}

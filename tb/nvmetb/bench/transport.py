@@ -1,0 +1,156 @@
+"""The host driver's transport onto the core-level bench, with the model in lock step.
+
+MMIO goes through :class:`CheckedCore` (the RTL and the reference model together);
+host memory is a :class:`HostMemory` served to the RTL by the DMA port drivers and
+mirrored into a plain memory for the model, so both run the same commands from the same
+queues. :meth:`BenchTransport.compare` then compares whole results (DESIGN.md §11): each
+CQ's entries in order (CID, SQID, status, DW0, phase; SQHD is checked by the driver as
+an invariant), the data written into every data buffer, and every MSI-X message of each
+vector in order.
+"""
+
+import re
+
+from amaranth.lib import data
+
+from nvmecore.layouts import Cqe, Reg
+from nvmetb.host.transport import HostMemoryTransport
+from nvmetb.model import split_access
+
+from .harness import CheckedCore, Mismatch
+from .host_memory import HostMemory
+
+__all__ = ["BenchTransport", "MirrorMemory"]
+
+CYCLES_PER_US = 250          # 250 MHz
+CQE_BYTES = 16
+
+
+class MirrorMemory:
+    """Sparse memory for the model: any address, zero until written."""
+
+    def __init__(self):
+        self._bytes = {}
+
+    def read(self, addr, n):
+        return bytes(self._bytes.get(addr + i, 0) for i in range(n))
+
+    def write(self, addr, data_):
+        for i, byte in enumerate(data_):
+            self._bytes[addr + i] = byte
+
+
+class BenchTransport(HostMemoryTransport):
+    # Registers whose value moves on its own while the host polls (CSTS after CC writes,
+    # SHST once quiescent): compared in steady state only, by compare().
+    VOLATILE = {Reg.CSTS}
+
+    def __init__(self, core: CheckedCore, memory: HostMemory):
+        super().__init__(memory)
+        self.core = core
+        self.mirror = MirrorMemory()
+        core.model.memory = self.mirror
+        self._io_mark = (0, 0)       # (DMA writes, MSI-X messages) before the last reset
+
+    def forget_io(self):
+        """Stop comparing I/O completions and their interrupts so far.
+
+        Around a controller reset in the middle of traffic, which submitted commands the
+        controller had fetched is a matter of timing: the model ran them all the moment
+        their doorbell rang, the RTL only those fetched before CC.EN went to 0. The driver
+        still checks every entry the RTL wrote (known CID, SQID and SQHD)."""
+        model = self.core.model
+        for cqid in list(model.posted):
+            if cqid != 0:
+                model.posted[cqid].clear()
+        admin_vector = self.msix_vector_address(0)[0]
+        model.dma_writes[:] = [w for w in model.dma_writes if w.addr == admin_vector]
+        self._io_mark = (len(self.memory.writes), len(self.memory.msix_messages))
+
+    # -- Transport ------------------------------------------------------------------------
+
+    async def mmio_read(self, offset, size=4):
+        addr, be, _ = split_access(offset, size)
+        if any(addr <= reg < addr + 8 for reg in self.VOLATILE):
+            value = await self.core.dut.bus_read(addr, be)
+            return value >> (8 * (offset - addr)) & ((1 << (8 * size)) - 1)
+        return await self.core.read(offset, size)
+
+    async def mmio_write(self, offset, value, size=4):
+        await self.core.write(offset, value, size)
+
+    def mem_write(self, addr, data_):
+        super().mem_write(addr, data_)
+        self.mirror.write(addr, data_)
+
+    def alloc(self, size, align=4096, *, offset=0, name=None):
+        addr = super().alloc(size, align, offset=offset, name=name)
+        self.mirror.write(addr, bytes(size))
+        return addr
+
+    def free(self, addr):
+        """Buffers are kept: the comparison reads every CQ's writes by buffer name, also
+        for queues the driver has dropped."""
+
+    async def pci_config(self, *, bus_master=None, msix_enable=None, msix_function_mask=None):
+        await self.core.set_cfg(msix_enable=msix_enable, msix_function_mask=msix_function_mask,
+                                bus_master_enable=bus_master)
+
+    async def wait(self, us):
+        cycles = max(1, int(us * CYCLES_PER_US))
+        await self.core.wait(cycles)
+        self.core.model.advance_time(cycles)
+
+    # -- Comparison ----------------------------------------------------------------------------
+
+    def rtl_completions(self):
+        """Every CQ entry the RTL wrote, per CQ, in order (from the DMA write log)."""
+        queues = {}
+        for buffer in self.memory.buffers:
+            match = re.fullmatch(r"acq|cq(\d+)", buffer.name or "")
+            if match:
+                queues[buffer] = 0 if buffer.name == "acq" else int(match.group(1))
+        entries = {}
+        for index, write in enumerate(self.memory.writes):
+            if len(write.data) != CQE_BYTES:
+                continue
+            for buffer, cqid in queues.items():
+                if cqid != 0 and index < self._io_mark[0]:
+                    continue
+                if buffer.addr <= write.addr < buffer.end:
+                    entries.setdefault(cqid, []).append(
+                        data.Layout.cast(Cqe).from_bits(int.from_bytes(write.data, "little")))
+        return entries
+
+    async def compare(self, settle_us=2):
+        await self.wait(settle_us)
+        model = self.core.model
+        rtl = self.rtl_completions()
+        for cqid in sorted(set(rtl) | set(model.posted)):
+            got = [(e.cid, e.dw2.sqid, e.status.sct, e.status.sc, e.status.dnr, e.dw0,
+                    e.status.p) for e in rtl.get(cqid, [])]
+            want = [(e.cid, e.sqid, e.status.sct, e.status.sc, int(e.status.dnr), e.dw0,
+                     e.phase) for e in model.posted.get(cqid, [])]
+            if got != want:
+                raise Mismatch(f"CQ {cqid}: RTL {got}\n  model {want}")
+        for buffer in self.memory.buffers:
+            if buffer.name == "data":
+                got = self.memory.read(buffer.addr, buffer.size)
+                want = self.mirror.read(buffer.addr, buffer.size)
+                if got != want:
+                    first = next(i for i in range(len(got)) if got[i] != want[i])
+                    raise Mismatch(f"data buffer {buffer.addr:#x}: first difference at byte "
+                                   f"{first}: RTL {got[first:first + 16].hex()} model "
+                                   f"{want[first:first + 16].hex()}")
+        admin_vector = self.msix_vector_address(0)[0]
+        got = [(m.addr, m.data) for i, m in enumerate(self.memory.msix_messages)
+               if i >= self._io_mark[1] or m.addr == admin_vector]
+        want = [(w.addr, int.from_bytes(w.payload, "little")) for w in model.dma_writes]
+        # Order across vectors is free; each vector's messages are compared in order.
+        for vector in {addr for addr, _ in got} | {addr for addr, _ in want}:
+            g = [d for a, d in got if a == vector]
+            w = [d for a, d in want if a == vector]
+            if g != w:
+                raise Mismatch(f"MSI-X messages to {vector:#x}: RTL {g}, model {w}")
+        await self.core.read_settled(Reg.CSTS)
+        self.memory.check()
