@@ -118,7 +118,7 @@ lint: | $(VBIN)/pytest
 clean:
 	rm -rf build sim/build .pytest_cache .ruff_cache results.xml sim_build
 	find hdl tb -name __pycache__ -type d -prune -exec rm -rf {} +
-	find hdl tb -maxdepth 1 -name '*.egg-info' -type d -prune -exec rm -rf {} +
+	rm -rf *.egg-info hdl/*.egg-info tb/*.egg-info
 
 distclean: clean
 	rm -rf $(VENV)
