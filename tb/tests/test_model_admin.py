@@ -899,17 +899,18 @@ def test_temperature_events(host):
 
 def test_coalescing_threshold_counts_completions(host):
     host.pair(1, entries=16, cq_entries=16, iv=1)
-    assert host.set_feature(0x08, 2).status == OK            # THR 2: every 3rd, no TIME
+    assert host.set_feature(0x08, 255 << 8 | 2).status == OK  # THR 2: every 3rd; TIME long
     admin = host.messages(0)
     host.io_burst(1, 7)
     assert host.messages(1) == 2                             # after the 3rd and the 6th
     host.reap(1)
-    host.model.advance_time(10 ** 9)                         # TIME = 0: no time limit
-    assert host.messages(1) == 2
     assert host.get_feature(0x08).status == OK
     assert host.messages(0) == admin + 1                     # the admin CQ is not coalesced
     host.io_burst(1, 2)
     assert host.messages(1) == 3                             # 7th, 8th, 9th
+    assert host.set_feature(0x08, 2).status == OK            # TIME = 0: no delay allowed
+    host.io_burst(1, 2)
+    assert host.messages(1) == 5                             # every completion fires
 
 
 def test_coalescing_time(host):

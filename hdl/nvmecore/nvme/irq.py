@@ -70,8 +70,8 @@ class InterruptUnit(wiring.Component):
             for v in range(vectors):
                 with m.Case(v):
                     m.d.comb += count_in.eq(held[v])
-        direct = irq.p.admin | self.no_coalescing.bit_select(v_in, 1) | \
-            ((self.thr == 0) & (self.time == 0))
+        # TIME = 0 allows no delay [NVMe 1.4 §5.21.1.8]: every completion fires.
+        direct = irq.p.admin | self.no_coalescing.bit_select(v_in, 1) | (self.time == 0)
         fire_now = direct | (count_in >= self.thr)
 
         # The timer: prescaler of 100 µs ticks, then TIME ticks.

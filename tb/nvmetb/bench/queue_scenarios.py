@@ -176,6 +176,31 @@ async def reset_in_traffic(host: NvmeHost, bench):
     await host.shutdown()
 
 
+async def coalescing(host: NvmeHost, bench):
+    """Interrupt aggregation, counted in MSI-X messages: THR = 2 (every third completion
+    of an I/O CQ fires its vector), then coalescing disabled on one vector, then TIME = 0
+    (no delay: every completion fires). The admin CQ is never aggregated."""
+    await host.bring_up(io_queues=2, queue_entries=16)
+    flush = {"cdw0": {"opc": NvmOpcode.FLUSH.value}, "nsid": 1}
+
+    async def burst(qid, count):
+        cids = [await host.submit(qid, flush) for _ in range(count)]
+        for cid in cids:
+            await host.wait_completion(qid, cid)
+
+    expect(await host.set_features(0x08, 255 << 8 | 2, check=False), G.SUCCESS, False, "THR")
+    before = len(bench.msix_messages())
+    await burst(1, 7)
+    await burst(2, 3)
+    await bench.wait(1)
+    if len(bench.msix_messages()) - before != 3:        # 2 on vector 1, 1 on vector 2
+        raise Mismatch(f"{len(bench.msix_messages()) - before} messages for 10 completions")
+    expect(await host.set_features(0x09, 2 | 1 << 16, check=False), G.SUCCESS, False, "CD")
+    await burst(2, 2)
+    expect(await host.set_features(0x08, 2, check=False), G.SUCCESS, False, "TIME 0")
+    await burst(1, 2)
+
+
 QUEUE_SCENARIOS = {f.__name__: f for f in (
-    bring_up, admin_status_paths, io_queue_laps, async_events, reset_in_traffic,
+    bring_up, admin_status_paths, io_queue_laps, async_events, reset_in_traffic, coalescing,
 )}

@@ -421,8 +421,9 @@ class ControllerModel:
         """A completion was posted to ``cq`` (IEN = 1): raise its vector, unless
         aggregation holds it back (I/O CQs whose vector has coalescing enabled)."""
         vector = cq.vector
-        if cq.qid != 0 and not self.features.coalescing_disabled[vector]:
-            threshold, _ = self.features.aggregation
+        threshold, time = self.features.aggregation
+        # TIME = 0 allows no delay at all [NVMe 1.4 §5.21.1.8]: every completion fires.
+        if cq.qid != 0 and not self.features.coalescing_disabled[vector] and time != 0:
             if not self.aggregation.completion(vector, self.cycle, threshold):
                 return
         self.irq(vector)

@@ -2,7 +2,7 @@
 
 Applies to I/O CQs whose vector has Coalescing Disable = 0 (the admin CQ is never
 coalesced). A vector fires when THR + 1 completions are pending on it, or once
-TIME × 100 µs have passed since the first pending one; TIME = 0 sets no time limit
+TIME × 100 µs have passed since the first pending one; TIME = 0 allows no delay
 (docs/admin-commands.md "Interrupts").
 
 Time in the model: the model is transaction level and has no clock of its own. It keeps
