@@ -10,8 +10,8 @@ from amaranth.lib.wiring import In, Out
 
 from .layouts import DmaReadRequest, DmaWriteRequest, RegRequest
 
-__all__ = ["RegisterBus", "RegisterPort", "DmaWrite", "DmaWriteBeat", "DmaRead", "DmaReadBeat", "strobe",
-           "PcieConfig"]
+__all__ = ["RegisterBus", "RegisterPort", "DmaWrite", "DmaWriteBeat", "DmaRead", "DmaReadBeat",
+           "PcieConfig", "strobe"]
 
 
 class RegisterBus(wiring.Signature):

@@ -13,10 +13,12 @@ the PCI Express Base Specification 4.0 (``[PCIe 4.0 §x]``).
 from amaranth.lib import data, enum
 
 __all__ = [
-    "field_mask", "public_fields", "BAR0_SIZE", "DOORBELL_BASE", "MSIX_TABLE_BASE", "MSIX_PBA_BASE", "MSIX_ENTRY_BYTES",
+    "field_mask", "public_fields",
+    "BAR0_SIZE", "DOORBELL_BASE", "MSIX_TABLE_BASE", "MSIX_PBA_BASE", "MSIX_ENTRY_BYTES",
     "Reg", "REG_WIDTH", "Cap", "Vs", "Cc", "Csts", "Aqa", "ShnType", "ShstState",
     "CC_WRITABLE_MASK", "AQA_WRITABLE_MASK", "NVME_VERSION_1_4",
-    "RegRequest", "DmaWriteRequest", "DmaReadRequest", "Completion", "DoorbellUpdate", "QueueSizeUpdate", "IrqRequest",
+    "RegRequest", "DmaWriteRequest", "DmaReadRequest", "Completion",
+    "DoorbellUpdate", "QueueSizeUpdate", "IrqRequest",
     "AsyncEventType", "AsyncEventInfoError", "AsyncEvent", "LogPage",
     "MsixEntry", "MSIX_CTRL_MASKBIT",
     "SqeDw0", "Sqe", "CqeDw2", "CqeStatus", "Cqe",

@@ -9,8 +9,15 @@ from amaranth.sim import Simulator
 
 from nvmecore import CoreConfig
 from nvmecore.layouts import (
-    DOORBELL_BASE, MSIX_PBA_BASE, MSIX_TABLE_BASE, AsyncEvent, Cc, IrqRequest, QueueSizeUpdate,
-    Reg, RegRequest,
+    DOORBELL_BASE,
+    MSIX_PBA_BASE,
+    MSIX_TABLE_BASE,
+    AsyncEvent,
+    Cc,
+    IrqRequest,
+    QueueSizeUpdate,
+    Reg,
+    RegRequest,
 )
 from nvmecore.nvme.bar0 import Bar0Decoder
 from nvmecore.nvme.ctrl_regs import ControllerRegisters
@@ -279,7 +286,7 @@ def test_bar0_decoder_keeps_read_order_under_backpressure():
                 dut.ctrl.r_stb, dut.doorbell.r_stb, dut.msix.r_stb, dut.ctrl.addr):
             addr = strobes[3]
             for tag, (port, stb) in enumerate(zip((dut.ctrl, dut.doorbell, dut.msix),
-                                                  strobes[:3])):
+                                                  strobes[:3], strict=True)):
                 if stb:
                     ctx.set(port.rdata, tag << 32 | addr)
 

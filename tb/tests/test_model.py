@@ -6,7 +6,13 @@ from amaranth.lib import data
 
 from nvmecore import CoreConfig
 from nvmecore.layouts import (
-    DOORBELL_BASE, MSIX_PBA_BASE, MSIX_TABLE_BASE, AsyncEvent, AsyncEventInfoError, Cc, Reg,
+    DOORBELL_BASE,
+    MSIX_PBA_BASE,
+    MSIX_TABLE_BASE,
+    AsyncEvent,
+    AsyncEventInfoError,
+    Cc,
+    Reg,
 )
 from nvmetb.model import ControllerModel, DmaWrite, DoorbellWrite, split_access
 

@@ -6,7 +6,6 @@ import pytest
 
 from nvmetb.bench.queue_scenarios import QUEUE_SCENARIOS
 from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
-
 from test_core_rtl import CONFIG, verilog  # noqa: F401  (the shared build and fixture)
 
 

@@ -15,11 +15,20 @@ from ..admin_layouts import ErrorLogEntry
 from ..bus import strobe
 from ..config import CoreConfig
 from ..layouts import (
-    AdminOpcode, AsyncEvent, AsyncEventInfoError, AsyncEventType, Cc, CommandSpecificStatus,
-    Completion, DmaWriteRequest, GenericStatus, LogPage, QueueSizeUpdate, StatusCodeType,
+    AdminOpcode,
+    AsyncEvent,
+    AsyncEventInfoError,
+    AsyncEventType,
+    Cc,
+    CommandSpecificStatus,
+    Completion,
+    GenericStatus,
+    LogPage,
+    QueueSizeUpdate,
+    StatusCodeType,
 )
 from .host_writer import HostWriteRequest
-from .identify import AERL, DEFAULT_TEMPERATURE_K, MDTS, WCTEMP_K
+from .identify import AERL, MDTS, WCTEMP_K
 from .log_source import Source
 from .queue_state import QueueSetup
 from .sq_fetch import FetchedCommand

@@ -66,7 +66,7 @@ class CqPoster(wiring.Component):
 
         c = Signal(Completion)
         cqe = Signal(Cqe)
-        beat = Signal(range(beats))
+        beat = Signal(max(1, (beats - 1).bit_length()))
         irq = Signal(CoalescedIrq)
         m.d.comb += [
             self.p_cq.eq(c.cqid),

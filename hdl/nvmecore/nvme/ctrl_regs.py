@@ -6,13 +6,21 @@ choice this follows QEMU's NVMe model (shared/reference/nvme-behaviour.md §2).
 """
 
 from amaranth import Cat, Const, Module, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bus import RegisterPort
 from ..config import CoreConfig
 from ..layouts import (
-    AQA_WRITABLE_MASK, CC_WRITABLE_MASK, NVME_VERSION_1_4, Aqa, Cap, Cc, Csts, Reg, ShnType,
+    AQA_WRITABLE_MASK,
+    CC_WRITABLE_MASK,
+    NVME_VERSION_1_4,
+    Aqa,
+    Cap,
+    Cc,
+    Csts,
+    Reg,
+    ShnType,
     ShstState,
 )
 

@@ -18,7 +18,12 @@ from amaranth.lib.wiring import In, Out
 from ..bus import RegisterPort
 from ..config import CoreConfig
 from ..layouts import (
-    DOORBELL_BASE, AsyncEvent, AsyncEventInfoError, AsyncEventType, DoorbellUpdate, LogPage,
+    DOORBELL_BASE,
+    AsyncEvent,
+    AsyncEventInfoError,
+    AsyncEventType,
+    DoorbellUpdate,
+    LogPage,
     QueueSizeUpdate,
 )
 

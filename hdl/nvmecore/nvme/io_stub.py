@@ -5,7 +5,7 @@ Until the NVM I/O path exists every I/O command completes with Invalid Opcode (D
 a host that sends I/O sees a clean refusal rather than a hang.
 """
 
-from amaranth import Module, Signal
+from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 

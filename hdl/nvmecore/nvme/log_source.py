@@ -13,7 +13,10 @@ from amaranth.lib.wiring import In, Out
 from ..admin_layouts import ErrorLogEntry, FirmwareSlotLog, SmartHealthLog
 from ..config import CoreConfig
 from .identify import (
-    AVAILABLE_SPARE, AVAILABLE_SPARE_THRESHOLD, ERROR_LOG_ENTRIES, IdentifyRom,
+    AVAILABLE_SPARE,
+    AVAILABLE_SPARE_THRESHOLD,
+    ERROR_LOG_ENTRIES,
+    IdentifyRom,
     firmware_slot_log,
 )
 
@@ -94,7 +97,7 @@ class DataSource(wiring.Component):
         eb = (entry_beats - 1).bit_length()
         index = self.beat // entry_beats          # entry, newest first
         m.d.comb += [err_rd.addr.eq(newest - index), err_rd.en.eq(self.en)]
-        err_part = Signal(range(entry_beats))
+        err_part = Signal(max(1, eb))
         err_valid = Signal()
 
         # -- SMART / Health [NVMe 1.4 Figure 194] ---------------------------------------------

@@ -112,7 +112,7 @@ class FetchEngine(wiring.Component):
         for q in reversed(range(n_q)):
             with m.If(candidates[q]):
                 m.d.comb += [pick.eq(q), found.eq(1)]
-        for q in reversed(range(n_q)):
+        for q in reversed(range(1, n_q)):
             with m.If(candidates[q] & (q > last)):
                 m.d.comb += pick.eq(q)
 
@@ -202,13 +202,12 @@ class FetchEngine(wiring.Component):
         beat = self.dma.data
         cur = data.View(ctx_layout, ctx.r_data)
         sqe_buf = Signal(512)
-        beat_in_sqe = Signal(range(beats_per_sqe))
+        beat_in_sqe = Signal(max(1, (beats_per_sqe - 1).bit_length()))
         entry = Signal(16)             # entry index within the current read
         errored = Signal()             # an error beat in the current entry
 
         # Data beats are taken when the command output has room (or is being dropped).
         out = self.cmd
-        dropping = dead | (discard != 0)
         # (and only once the read's context is out of the FIFO, which takes a cycle or two
         # after the request: a fast host can answer sooner).
         m.d.comb += beat.ready.eq(((~out.valid | out.ready) & ctx.r_rdy) | (discard != 0)

@@ -20,7 +20,6 @@ from amaranth.lib.wiring import In, Out
 from ..bus import DmaWrite, RegisterPort
 from ..config import CoreConfig
 from ..layouts import MSIX_PBA_BASE, MSIX_TABLE_BASE
-from ..nvme.ctrl_regs import byte_mask
 
 __all__ = ["MsixTable"]
 
@@ -105,6 +104,7 @@ class MsixTable(wiring.Component):
         pba_words = (vectors + 63) // 64
         pba_padded = Cat(pba, Const(0, 64 * pba_words - vectors))
         pba_index = (port.addr - MSIX_PBA_BASE)[3:12]
+        pba_index_bits = max(1, (pba_words - 1).bit_length())
         with m.If(port.r_stb):
             m.d.sync += [r_kind.eq(0), r_vector.eq(vector)]
             with m.If(hit):
@@ -113,8 +113,7 @@ class MsixTable(wiring.Component):
                 m.d.sync += [
                     r_kind.eq(3),
                     r_pba.eq(Mux(pba_index < pba_words,
-                                 pba_padded.word_select(pba_index[:max(1, (pba_words - 1).bit_length())], 64),
-                                 0)),
+                                 pba_padded.word_select(pba_index[:pba_index_bits], 64), 0)),
                 ]
         with m.Switch(r_kind):
             with m.Case(1):

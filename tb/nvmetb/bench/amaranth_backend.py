@@ -4,7 +4,6 @@ from amaranth.sim import Simulator
 
 from nvmecore import CoreConfig, NvmeCore
 from nvmecore.layouts import IrqRequest, QueueSizeUpdate, RegRequest
-
 from nvmetb.model import DoorbellWrite
 
 from .harness import PATTERNS, Backend, CheckedCore, Pattern

@@ -13,7 +13,12 @@ from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from nvmecore.layouts import (
-    AsyncEvent, DmaWriteRequest, DoorbellUpdate, IrqRequest, QueueSizeUpdate, RegRequest,
+    AsyncEvent,
+    DmaWriteRequest,
+    DoorbellUpdate,
+    IrqRequest,
+    QueueSizeUpdate,
+    RegRequest,
 )
 from nvmetb.model import DoorbellWrite
 
@@ -204,8 +209,8 @@ async def run_host_scenario(dut, scenario, config, dma="fast", seed=0):
     from nvmetb.host import NvmeHost
 
     from .dma_cocotb import CocotbDma
-    from .host_memory import DMA_SETTINGS, HostMemory
     from .harness import PATTERNS
+    from .host_memory import DMA_SETTINGS, HostMemory
     from .transport import BenchTransport
 
     backend = CocotbBackend(dut, config, PATTERNS["fast"], seed)

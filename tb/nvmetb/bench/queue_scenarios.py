@@ -7,7 +7,12 @@ Each is ``async def name(host: NvmeHost, bench: BenchTransport)``; the runner ca
 """
 
 from nvmecore.layouts import (
-    DOORBELL_BASE, AdminOpcode, CommandSpecificStatus, GenericStatus, LogPage, NvmOpcode,
+    DOORBELL_BASE,
+    AdminOpcode,
+    CommandSpecificStatus,
+    GenericStatus,
+    LogPage,
+    NvmOpcode,
 )
 from nvmetb.host import NvmeHost, Status
 

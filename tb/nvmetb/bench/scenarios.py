@@ -10,8 +10,17 @@ import random
 from amaranth.lib import data
 
 from nvmecore.layouts import (
-    DOORBELL_BASE, MSIX_ENTRY_BYTES, MSIX_PBA_BASE, MSIX_TABLE_BASE, NVME_VERSION_1_4, Aqa,
-    Cc, Csts, Reg, ShnType, ShstState,
+    DOORBELL_BASE,
+    MSIX_ENTRY_BYTES,
+    MSIX_PBA_BASE,
+    MSIX_TABLE_BASE,
+    NVME_VERSION_1_4,
+    Aqa,
+    Cc,
+    Csts,
+    Reg,
+    ShnType,
+    ShstState,
 )
 
 from .harness import CheckedCore, Mismatch
