@@ -348,3 +348,200 @@ class FirmwareSlotLog(data.Struct):
 
 
 _check(FirmwareSlotLog, 512, {"frs1": 8, "frs7": 56})
+
+
+# -- Admin command dwords [NVMe 1.4 §5] -------------------------------------------------
+#
+# The fields inside the command Dwords (CDW10..CDW15) of each admin command, the CNS and
+# Feature Identifier values, and the feature values that Set Features takes in CDW11 and
+# Get Features returns in completion DW0. Fields pack from bit 0 up, as in the
+# specification's figures. The gateware's admin engine, the reference model
+# (``nvmetb.model``) and the host driver (``nvmetb.host``) all import them from here.
+
+__all__ += [
+    "QueueIdSize", "CreateCqDw11", "CreateSqDw11", "AbortDw10", "IdentifyDw10",
+    "IdentifyDw11", "Cns", "GetLogPageDw10", "GetLogPageDw11", "FeatureDw10", "FeatureId",
+    "Arbitration", "PowerManagement", "ThresholdType", "TemperatureThreshold",
+    "ErrorRecovery", "NumberOfQueues", "InterruptCoalescing", "InterruptVectorConfig",
+    "WriteAtomicityNormal", "AsyncEventConfig", "AsyncEventInfoSmart",
+]
+
+
+# Queue management [NVMe 1.4 §5.3 - §5.6]
+
+class QueueIdSize(data.Struct):
+    """CDW10 of Create I/O CQ / SQ [NVMe 1.4 Figures 153, 157] and of Delete I/O CQ / SQ
+    [§5.6, §5.7] (QSIZE reserved for the delete commands)."""
+    qid:   16
+    qsize: 16     # entries, 0's based; 0 for the delete commands
+
+
+class CreateCqDw11(data.Struct):
+    """CDW11 of Create I/O Completion Queue [NVMe 1.4 §5.3, Figure 154]."""
+    pc:    1      # physically contiguous
+    ien:   1      # interrupts enabled
+    _rsvd: 14
+    iv:    16     # interrupt vector
+
+
+class CreateSqDw11(data.Struct):
+    """CDW11 of Create I/O Submission Queue [NVMe 1.4 §5.4, Figure 158]."""
+    pc:    1      # physically contiguous
+    qprio: 2      # queue priority (weighted round robin)
+    _rsvd: 13
+    cqid:  16
+
+
+# Abort [NVMe 1.4 §5.1]
+
+class AbortDw10(data.Struct):
+    """CDW10 of Abort [NVMe 1.4 Figure 140]."""
+    sqid: 16
+    cid:  16
+
+
+# Identify [NVMe 1.4 §5.15]
+
+class IdentifyDw10(data.Struct):
+    """CDW10 of Identify [NVMe 1.4 Figure 242]."""
+    cns:   8      # Cns
+    _rsvd: 8
+    cntid: 16     # controller identifier
+
+
+class IdentifyDw11(data.Struct):
+    """CDW11 of Identify [NVMe 1.4 Figure 243; CSI from NVMe 2.0]."""
+    nvmsetid: 16  # NVM set identifier
+    _rsvd:    8
+    csi:      8   # command set identifier
+
+
+class Cns(enum.Enum, shape=8):
+    """Controller or Namespace Structure [NVMe 1.4 Figure 244] (06h and 08h: later
+    specifications)."""
+    NAMESPACE         = 0x00
+    CONTROLLER        = 0x01
+    ACTIVE_NSID_LIST  = 0x02
+    NS_DESCRIPTORS    = 0x03
+    CS_CONTROLLER     = 0x06   # I/O command set specific Identify Controller
+    CS_INDEPENDENT_NS = 0x08   # I/O command set independent Identify Namespace
+
+
+# Get Log Page [NVMe 1.4 §5.14]
+
+class GetLogPageDw10(data.Struct):
+    """CDW10 of Get Log Page [NVMe 1.4 Figure 189]."""
+    lid:   8      # log page identifier
+    lsp:   4      # log specific field
+    _rsvd: 3
+    rae:   1      # retain asynchronous event
+    numdl: 16     # number of Dwords, lower half, 0's based
+
+
+class GetLogPageDw11(data.Struct):
+    """CDW11 of Get Log Page [NVMe 1.4 Figure 190]."""
+    numdu: 16     # number of Dwords, upper half
+    lsi:   16     # log specific identifier
+
+
+# Features [NVMe 1.4 §5.13, §5.21]
+
+class FeatureDw10(data.Struct):
+    """CDW10 of Get Features [NVMe 1.4 Figure 184] (SEL) and Set Features [Figure 270]
+    (SV)."""
+    fid:   8      # FeatureId
+    sel:   3      # Get Features only: 000b = current
+    _rsvd: 20
+    sv:    1      # Set Features only: save
+
+
+class FeatureId(enum.Enum, shape=8):
+    """Feature Identifiers [NVMe 1.4 Figure 271]."""
+    ARBITRATION             = 0x01
+    POWER_MANAGEMENT        = 0x02
+    TEMPERATURE_THRESHOLD   = 0x04
+    ERROR_RECOVERY          = 0x05
+    VOLATILE_WRITE_CACHE    = 0x06
+    NUMBER_OF_QUEUES        = 0x07
+    INTERRUPT_COALESCING    = 0x08
+    INTERRUPT_VECTOR_CONFIG = 0x09
+    WRITE_ATOMICITY_NORMAL  = 0x0A
+    ASYNC_EVENT_CONFIG      = 0x0B
+
+
+class Arbitration(data.Struct):
+    """Feature 01h [NVMe 1.4 §5.21.1.1]."""
+    ab:    3      # arbitration burst, 2^AB commands; 111b = no limit
+    _rsvd: 5
+    lpw:   8      # low / medium / high priority weights, 0's based
+    mpw:   8
+    hpw:   8
+
+
+class PowerManagement(data.Struct):
+    """Feature 02h [NVMe 1.4 §5.21.1.2]."""
+    ps:    5      # power state
+    wh:    3      # workload hint
+    _rsvd: 24
+
+
+class ThresholdType(enum.Enum, shape=2):
+    """THSEL of the Temperature Threshold feature [NVMe 1.4 §5.21.1.4]."""
+    OVER  = 0b00
+    UNDER = 0b01
+
+
+class TemperatureThreshold(data.Struct):
+    """Feature 04h [NVMe 1.4 §5.21.1.4]."""
+    tmpth:  16    # kelvin
+    tmpsel: 4     # 0 = composite temperature
+    thsel:  2     # ThresholdType; 10b and 11b are reserved
+    _rsvd:  10
+
+
+class ErrorRecovery(data.Struct):
+    """Feature 05h [NVMe 1.4 §5.21.1.5]."""
+    tler:  16     # time limited error recovery, 100 ms units
+    dulbe: 1      # deallocated or unwritten logical block error enable
+    _rsvd: 15
+
+
+class NumberOfQueues(data.Struct):
+    """Feature 07h: CDW11 asks (NSQR, NCQR), completion DW0 grants (NSQA, NCQA); all 0's
+    based [NVMe 1.4 §5.21.1.7, Figures 282, 283]."""
+    nsq: 16
+    ncq: 16
+
+
+class InterruptCoalescing(data.Struct):
+    """Feature 08h [NVMe 1.4 §5.21.1.8]."""
+    thr:   8      # aggregation threshold, 0's based completions
+    time:  8      # aggregation time, 100 µs units
+    _rsvd: 16
+
+
+class InterruptVectorConfig(data.Struct):
+    """Feature 09h [NVMe 1.4 §5.21.1.9]."""
+    iv:    16
+    cd:    1      # coalescing disable
+    _rsvd: 15
+
+
+class WriteAtomicityNormal(data.Struct):
+    """Feature 0Ah [NVMe 1.4 §5.21.1.10]."""
+    dn:    1      # disable normal
+    _rsvd: 31
+
+
+class AsyncEventConfig(data.Struct):
+    """Feature 0Bh [NVMe 1.4 §5.21.1.11]; the notices (bits 8 and up) are not supported
+    and ignored (docs/admin-commands.md)."""
+    smart: 8      # one bit per SMART / Health critical warning (bit 1: temperature)
+    _rsvd: 24
+
+
+class AsyncEventInfoSmart(enum.Enum, shape=8):
+    """Asynchronous Event Information for the SMART / Health type [NVMe 1.4 Figure 148]."""
+    NVM_SUBSYSTEM_RELIABILITY = 0x00
+    TEMPERATURE_THRESHOLD     = 0x01
+    SPARE_BELOW_THRESHOLD     = 0x02

@@ -8,10 +8,10 @@ where every completion (admin and I/O) passes and every error is logged.
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..admin_layouts import ErrorLogEntry
+from ..admin_layouts import ErrorLogEntry, FeatureId
 from ..bus import strobe
 from ..config import CoreConfig
 from ..layouts import (
@@ -33,25 +33,11 @@ from .log_source import Source
 from .queue_state import QueueSetup
 from .sq_fetch import FetchedCommand
 
-__all__ = ["AdminEngine", "Feature", "CoalescingConfig"]
+__all__ = ["AdminEngine", "CoalescingConfig"]
 
 PAGE = 4096
 AER_SLOTS = AERL + 1
 SMART_INFO_TEMPERATURE = 0x01     # SMART / Health event: temperature threshold
-
-
-class Feature(enum.Enum, shape=8):
-    """Feature Identifiers [NVMe 1.4 Figure 271]."""
-    ARBITRATION          = 0x01
-    POWER_MANAGEMENT     = 0x02
-    TEMPERATURE_THRESHOLD = 0x04
-    ERROR_RECOVERY       = 0x05
-    VOLATILE_WRITE_CACHE = 0x06
-    NUMBER_OF_QUEUES     = 0x07
-    INTERRUPT_COALESCING = 0x08
-    INTERRUPT_VECTOR_CONFIG = 0x09
-    WRITE_ATOMICITY      = 0x0A
-    ASYNC_EVENT_CONFIG   = 0x0B
 
 
 class CoalescingConfig(data.Struct):
@@ -280,24 +266,24 @@ class AdminEngine(wiring.Component):
         def get_feature_dw0(selector):
             value = Signal(32, name="feature_dw0")
             with m.Switch(selector):
-                with m.Case(Feature.ARBITRATION.value):
+                with m.Case(FeatureId.ARBITRATION.value):
                     m.d.comb += value.eq(arb)
-                with m.Case(Feature.POWER_MANAGEMENT.value):
+                with m.Case(FeatureId.POWER_MANAGEMENT.value):
                     m.d.comb += value.eq(power_wh << 5)
-                with m.Case(Feature.TEMPERATURE_THRESHOLD.value):
+                with m.Case(FeatureId.TEMPERATURE_THRESHOLD.value):
                     m.d.comb += value.eq(Mux(cdw11[20:22] == 0, temp_over, temp_under))
-                with m.Case(Feature.ERROR_RECOVERY.value):
+                with m.Case(FeatureId.ERROR_RECOVERY.value):
                     m.d.comb += value.eq(tler)
-                with m.Case(Feature.NUMBER_OF_QUEUES.value):
+                with m.Case(FeatureId.NUMBER_OF_QUEUES.value):
                     m.d.comb += value.eq(queues_dw0)
-                with m.Case(Feature.INTERRUPT_COALESCING.value):
+                with m.Case(FeatureId.INTERRUPT_COALESCING.value):
                     m.d.comb += value.eq(coalescing.as_value())
-                with m.Case(Feature.INTERRUPT_VECTOR_CONFIG.value):
+                with m.Case(FeatureId.INTERRUPT_VECTOR_CONFIG.value):
                     m.d.comb += value.eq(Cat(cdw11[:16], no_coalescing.bit_select(
                         cdw11[:max(1, (vectors - 1).bit_length())], 1)))
-                with m.Case(Feature.WRITE_ATOMICITY.value):
+                with m.Case(FeatureId.WRITE_ATOMICITY_NORMAL.value):
                     m.d.comb += value.eq(wan)
-                with m.Case(Feature.ASYNC_EVENT_CONFIG.value):
+                with m.Case(FeatureId.ASYNC_EVENT_CONFIG.value):
                     m.d.comb += value.eq(aec)
             return value
 
@@ -510,15 +496,15 @@ class AdminEngine(wiring.Component):
                                                   "wan": wan, "aec": aec})
                         with m.Case(AdminOpcode.GET_FEATURES.value):
                             m.next = "IDLE"
-                            known_fid = Cat(*(fid == f.value for f in Feature
-                                              if f is not Feature.VOLATILE_WRITE_CACHE)).any()
+                            known_fid = Cat(*(fid == f.value for f in FeatureId
+                                              if f is not FeatureId.VOLATILE_WRITE_CACHE)).any()
                             with m.If(cdw10[8:11] != 0):
                                 complete(INVALID_FIELD)
                             with m.Elif(~known_fid):
                                 complete(INVALID_FIELD)
-                            with m.Elif((fid == Feature.INTERRUPT_VECTOR_CONFIG.value) & ~iv_ok):
+                            with m.Elif((fid == FeatureId.INTERRUPT_VECTOR_CONFIG.value) & ~iv_ok):
                                 complete(INVALID_FIELD)
-                            with m.Elif((fid == Feature.TEMPERATURE_THRESHOLD.value)
+                            with m.Elif((fid == FeatureId.TEMPERATURE_THRESHOLD.value)
                                         & ((cdw11[16:20] != 0) | cdw11[21])):
                                 complete(INVALID_FIELD)
                             with m.Else():
@@ -625,16 +611,16 @@ class AdminEngine(wiring.Component):
             complete(NOT_SAVEABLE)
         with m.Else():
             with m.Switch(fid):
-                with m.Case(Feature.ARBITRATION.value):
+                with m.Case(FeatureId.ARBITRATION.value):
                     m.d.sync += f["arb"].eq(Cat(cdw11[:3], Const(0, 5), cdw11[8:32]))
                     complete(SUCCESS)
-                with m.Case(Feature.POWER_MANAGEMENT.value):
+                with m.Case(FeatureId.POWER_MANAGEMENT.value):
                     with m.If(cdw11[:5] != 0):
                         complete(INVALID_FIELD)
                     with m.Else():
                         m.d.sync += f["power_wh"].eq(cdw11[5:8])
                         complete(SUCCESS)
-                with m.Case(Feature.TEMPERATURE_THRESHOLD.value):
+                with m.Case(FeatureId.TEMPERATURE_THRESHOLD.value):
                     with m.If((cdw11[16:20] != 0) | cdw11[21]):
                         complete(INVALID_FIELD)
                     with m.Else():
@@ -643,32 +629,32 @@ class AdminEngine(wiring.Component):
                         with m.Else():
                             m.d.sync += f["temp_over"].eq(cdw11[:16])
                         complete(SUCCESS)
-                with m.Case(Feature.ERROR_RECOVERY.value):
+                with m.Case(FeatureId.ERROR_RECOVERY.value):
                     with m.If(cdw11[16]):
                         complete(INVALID_FIELD)
                     with m.Else():
                         m.d.sync += f["tler"].eq(cdw11[:16])
                         complete(SUCCESS)
-                with m.Case(Feature.NUMBER_OF_QUEUES.value):
+                with m.Case(FeatureId.NUMBER_OF_QUEUES.value):
                     with m.If(any_io_queue):
                         complete(SEQUENCE_ERROR)
                     with m.Elif((cdw11[:16] == 0xFFFF) | (cdw11[16:32] == 0xFFFF)):
                         complete(INVALID_FIELD)
                     with m.Else():
                         complete(SUCCESS, dw0=queues_dw0)
-                with m.Case(Feature.INTERRUPT_COALESCING.value):
+                with m.Case(FeatureId.INTERRUPT_COALESCING.value):
                     m.d.sync += f["coalescing"].eq(cdw11[:16])
                     complete(SUCCESS)
-                with m.Case(Feature.INTERRUPT_VECTOR_CONFIG.value):
+                with m.Case(FeatureId.INTERRUPT_VECTOR_CONFIG.value):
                     with m.If(~iv_ok | ((cdw11[:16] == 0) & ~cdw11[16])):
                         complete(INVALID_FIELD)
                     with m.Else():
                         m.d.sync += f["no_coalescing"].bit_select(cdw11[:vw], 1).eq(cdw11[16])
                         complete(SUCCESS)
-                with m.Case(Feature.WRITE_ATOMICITY.value):
+                with m.Case(FeatureId.WRITE_ATOMICITY_NORMAL.value):
                     m.d.sync += f["wan"].eq(cdw11[0])
                     complete(SUCCESS)
-                with m.Case(Feature.ASYNC_EVENT_CONFIG.value):
+                with m.Case(FeatureId.ASYNC_EVENT_CONFIG.value):
                     m.d.sync += f["aec"].eq(cdw11[:8])
                     complete(SUCCESS)
                 with m.Default():

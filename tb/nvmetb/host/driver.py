@@ -6,18 +6,31 @@ offers the admin commands as coroutines. It never decides how time passes: it as
 transport to wait, in microseconds, between polls.
 
 Every register offset, SQE / CQE field and status value comes from
-:mod:`nvmecore.layouts`. The command dwords that the layouts do not define yet (Identify,
-Get Log Page, Features, queue management, Abort) are defined below as ``data.Struct``
-layouts, named as in ``nvmetb.model``'s command vocabulary; they are to be imported from
-one place (``nvmecore.layouts``) once the admin engine and the model share them.
+:mod:`nvmecore.layouts`; the admin command dwords (Identify, Get Log Page, Features, queue
+management, Abort), CNS and Feature identifiers from :mod:`nvmecore.admin_layouts`, which
+the admin engine and the reference model share.
 """
 
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from amaranth.lib import data, enum
+from amaranth.lib import data
 
+from nvmecore.admin_layouts import (
+    AbortDw10,
+    Cns,
+    CreateCqDw11,
+    CreateSqDw11,
+    FeatureDw10,
+    FeatureId,
+    GetLogPageDw10,
+    GetLogPageDw11,
+    IdentifyDw10,
+    IdentifyDw11,
+    NumberOfQueues,
+    QueueIdSize,
+)
 from nvmecore.layouts import (
     DOORBELL_BASE,
     MSIX_CTRL_MASKBIT,
@@ -89,104 +102,6 @@ CQE_BYTES = _layout(Cqe).size // 8
 MPS = 0
 PAGE_SIZE = 1 << (12 + MPS)
 _M32 = 0xFFFF_FFFF
-
-
-# -- Command dwords [NVMe 1.4 §5] ---------------------------------------------------------------
-
-class Cns(enum.Enum, shape=8):
-    """Identify CNS values [NVMe 1.4 Figure 244] (06h and 08h: later specifications)."""
-    NAMESPACE          = 0x00
-    CONTROLLER         = 0x01
-    ACTIVE_NSID_LIST   = 0x02
-    NS_DESCRIPTORS     = 0x03
-    CS_CONTROLLER      = 0x06
-    CS_INDEPENDENT_NS  = 0x08
-
-
-class FeatureId(enum.Enum, shape=8):
-    """Feature identifiers [NVMe 1.4 Figure 271]."""
-    ARBITRATION             = 0x01
-    POWER_MANAGEMENT        = 0x02
-    TEMPERATURE_THRESHOLD   = 0x04
-    ERROR_RECOVERY          = 0x05
-    VOLATILE_WRITE_CACHE    = 0x06
-    NUMBER_OF_QUEUES        = 0x07
-    INTERRUPT_COALESCING    = 0x08
-    INTERRUPT_VECTOR_CONFIG = 0x09
-    WRITE_ATOMICITY_NORMAL  = 0x0A
-    ASYNC_EVENT_CONFIG      = 0x0B
-
-
-class IdentifyDw10(data.Struct):
-    """[NVMe 1.4 Figure 242]"""
-    cns:   8
-    _rsvd: 8
-    cntid: 16
-
-
-class IdentifyDw11(data.Struct):
-    """[NVMe 1.4 Figure 243; CSI from NVMe 2.0]"""
-    nvmsetid: 16
-    _rsvd:    8
-    csi:      8
-
-
-class GetLogPageDw10(data.Struct):
-    """[NVMe 1.4 Figure 189]"""
-    lid:   8
-    lsp:   4
-    _rsvd: 3
-    rae:   1
-    numdl: 16
-
-
-class GetLogPageDw11(data.Struct):
-    """[NVMe 1.4 Figure 190]"""
-    numdu: 16
-    lsi:   16
-
-
-class FeatureDw10(data.Struct):
-    """Set Features [NVMe 1.4 Figure 270] and Get Features [Figure 184] CDW10."""
-    fid:   8
-    sel:   3       # Get Features only
-    _rsvd: 20
-    sv:    1       # Set Features only
-
-
-class NumberOfQueues(data.Struct):
-    """Feature 07h: CDW11 asks (NSQR, NCQR), completion DW0 grants (NSQA, NCQA); all 0's
-    based [NVMe 1.4 Figures 282, 283]."""
-    nsq: 16
-    ncq: 16
-
-
-class QueueIdSize(data.Struct):
-    """Create I/O CQ / SQ [NVMe 1.4 Figures 153, 157] and Delete I/O CQ / SQ CDW10."""
-    qid:   16
-    qsize: 16      # 0's based; 0 for the delete commands
-
-
-class CreateCqDw11(data.Struct):
-    """[NVMe 1.4 Figure 154]"""
-    pc:    1
-    ien:   1
-    _rsvd: 14
-    iv:    16
-
-
-class CreateSqDw11(data.Struct):
-    """[NVMe 1.4 Figure 158]"""
-    pc:    1
-    qprio: 2
-    _rsvd: 13
-    cqid:  16
-
-
-class AbortDw10(data.Struct):
-    """[NVMe 1.4 Figure 140]"""
-    sqid: 16
-    cid:  16
 
 
 # -- Entries ---------------------------------------------------------------------------------------

@@ -182,7 +182,7 @@ class AdminCommandSet:
         config, device_id = self.config, self.ctrl.device_id
         try:
             cns = Cns(fields(IdentifyDw10, sqe.cdw10).cns)
-        except ValueError:                          # 06h, 08h, ...: not supported
+        except ValueError:                          # not a CNS value at all
             raise Refused(GenericStatus.INVALID_FIELD, dnr=True) from None
         match cns:
             case Cns.NAMESPACE:
@@ -197,6 +197,8 @@ class AdminCommandSet:
             case Cns.NS_DESCRIPTORS:
                 self._check_nsid(sqe.nsid)
                 page = identify.namespace_descriptors(config, device_id)
+            case _:                                 # 06h, 08h: not supported
+                raise Refused(GenericStatus.INVALID_FIELD, dnr=True)
         self.ctrl.to_host(sqe, page)
         return 0
 
