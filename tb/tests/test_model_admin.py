@@ -848,8 +848,8 @@ def test_abort(host):
         assert host.cmd(A.ABORT, cdw10=aer << 16 | sqid).status == S(G.INVALID_FIELD)
     abort = host.submit(0, A.ABORT, cdw10=aer << 16 | 0)
     entries = host.reap(0)
-    assert [(e.cid, e.status, e.dw0) for e in entries] == [
-        (abort, OK, 0), (aer, S(G.ABORT_REQUESTED), 0)]
+    assert [(e.cid, e.status, e.dw0) for e in entries] == [      # QEMU's order
+        (aer, S(G.ABORT_REQUESTED), 0), (abort, OK, 0)]
     assert host.model.aer.held == type(host.model.aer.held)()
     assert u16(host.mem.read(host.get_log(0x01, 64)[1], 64), 10) == aer   # logged as error
     host.model.write(DOORBELL_BASE + 8 * 3, 0)               # nothing held any more

@@ -206,6 +206,45 @@ async def coalescing(host: NvmeHost, bench):
     await burst(1, 2)
 
 
+async def more_status_paths(host: NvmeHost, bench):
+    """Abort of a held AER (it completes with Abort Requested), Create I/O CQ while CC
+    has the wrong entry sizes, and Identify data whose PRP2 is not page aligned."""
+    await host.bring_up(io_queues=1, queue_entries=8)
+    aer = next(iter(host.aer_cids)) if host.aer_cids else await host.async_event_request()
+    cqe = await host.abort(0, aer, check=False)
+    expect(cqe, G.SUCCESS, False, "abort of a held AER")
+    if cqe.dw0 & 1:
+        raise Mismatch("the held AER was not aborted (DW0 bit 0 set)")
+    await bench.wait(1)
+    await host.process_completions(0)
+    base = bench.alloc(4096, name="spare")
+    expect((await host.admin(AdminOpcode.IDENTIFY, cdw10=1, prp1=base + 0x200,
+                             prp2=base + 8))[0], G.INVALID_PRP_OFFSET, True, "PRP2 offset")
+    cc = await host.read_reg(0x14)
+    await host.write_reg(0x14, cc & ~(0xF << 20) | 3 << 20)       # IOCQES = 3
+    expect((await host.admin(AdminOpcode.CREATE_IO_CQ, cdw10=2 | 7 << 16, cdw11=0b11,
+                             prp1=base))[0], C.INVALID_QUEUE_SIZE, True, "IOCQES")
+    await host.write_reg(0x14, cc)
+
+
+async def fetch_error(host: NvmeHost, bench):
+    """An SQ entry read that fails sets CSTS.CFS and stops fetching; a controller reset
+    recovers, and the controller comes up again."""
+    await host.bring_up(io_queues=1, queue_entries=8)
+    asq = host.sqs[0]
+    bench.fail_reads(asq.base, asq.base + 64 * asq.entries)
+    await host.submit(0, {"cdw0": {"opc": AdminOpcode.GET_FEATURES.value}, "cdw10": 7})
+    await bench.wait(2)
+    csts = await bench.core.read_settled(0x1C)
+    if not csts >> 1 & 1:
+        raise Mismatch(f"CSTS {csts:#x}: CFS not set after a failed SQ fetch")
+    bench.clear_faults()
+    await host.disable()
+    bench.forget_io()
+    await host.bring_up(io_queues=1, queue_entries=8)
+
+
 QUEUE_SCENARIOS = {f.__name__: f for f in (
-    bring_up, admin_status_paths, io_queue_laps, async_events, reset_in_traffic, coalescing,
+    bring_up, admin_status_paths, more_status_paths, io_queue_laps, async_events,
+    reset_in_traffic, coalescing, fetch_error,
 )}

@@ -27,12 +27,16 @@ CQE_BYTES = 16
 
 
 class MirrorMemory:
-    """Sparse memory for the model: any address, zero until written."""
+    """Sparse memory for the model: any address, zero until written; reads of a failing
+    range raise (as the RTL's host memory answers them with an error)."""
 
     def __init__(self):
         self._bytes = {}
+        self.failing = []
 
     def read(self, addr, n):
+        if any(addr < hi and lo < addr + n for lo, hi in self.failing):
+            raise OSError(f"injected read error at {addr:#x}")
         return bytes(self._bytes.get(addr + i, 0) for i in range(n))
 
     def write(self, addr, data_):
@@ -51,6 +55,15 @@ class BenchTransport(HostMemoryTransport):
         self.mirror = MirrorMemory()
         core.model.memory = self.mirror
         self._io_mark = (0, 0)       # (DMA writes, MSI-X messages) before the last reset
+
+    def fail_reads(self, start, stop):
+        """Device reads overlapping [start, stop) fail, for the RTL and the model alike."""
+        self.memory.fail_reads((start, stop))
+        self.mirror.failing.append((start, stop))
+
+    def clear_faults(self):
+        self.memory.clear_faults()
+        self.mirror.failing.clear()
 
     def forget_io(self):
         """Stop comparing I/O completions and their interrupts so far.

@@ -586,6 +586,12 @@ class ControllerModel:
         result = self.admin.execute(sqe) if sq.qid == 0 else io_command(sqe)
         cq.reserved -= 1                     # held or completed: the slot is released
         if result is not HELD:
+            # An Abort that took a held AER: the AER's completion (Abort Requested) is
+            # posted before the Abort's own, as QEMU does.
+            while sq.qid == 0 and self.aer.aborted:
+                request = self.aer.aborted.popleft()
+                self._post(cq, sq, request.cid, request.nsid,
+                           Done(0, Status.of(GenericStatus.ABORT_REQUESTED)))
             self._post(cq, sq, sqe.cdw0.cid, sqe.nsid, result)
         self._complete_held_requests()
 
