@@ -11,7 +11,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..admin_layouts import ErrorLogEntry, FeatureId
+from ..admin_layouts import AsyncEventInfoSmart, ErrorLogEntry, FeatureId
 from ..bus import strobe
 from ..config import CoreConfig
 from ..layouts import (
@@ -37,7 +37,6 @@ __all__ = ["AdminEngine", "CoalescingConfig"]
 
 PAGE = 4096
 AER_SLOTS = AERL + 1
-SMART_INFO_TEMPERATURE = 0x01     # SMART / Health event: temperature threshold
 
 
 class CoalescingConfig(data.Struct):
@@ -204,7 +203,10 @@ class AdminEngine(wiring.Component):
             with m.Else():
                 m.d.sync += pend_db_val.eq(1)
         too_hot = Signal()
-        m.d.comb += too_hot.eq((self.temperature > temp_over) | (self.temperature < temp_under))
+        # At or over the over-temperature threshold, at or under the under one [NVMe 1.4
+        # §5.21.1.4].
+        m.d.comb += too_hot.eq((self.temperature >= temp_over)
+                               | (self.temperature <= temp_under))
         too_hot_r = Signal()
         m.d.sync += too_hot_r.eq(too_hot)
         with m.If(too_hot & ~too_hot_r & aec[1]):
@@ -226,7 +228,7 @@ class AdminEngine(wiring.Component):
         with m.Else():
             m.d.comb += event_dw0.eq(AsyncEvent.const({
                 "type": AsyncEventType.SMART_HEALTH, "lid": LogPage.SMART_HEALTH.value,
-                "info": SMART_INFO_TEMPERATURE}).as_bits())
+                "info": AsyncEventInfoSmart.TEMPERATURE_THRESHOLD.value}).as_bits())
 
         # -- Decoding helpers ---------------------------------------------------------------------
         qid = cdw10[:16]

@@ -115,6 +115,10 @@ class AmaranthBackend(Backend):
         await self.ctx.tick()
         self.ctx.set(self.core.cfg.flr, 0)
 
+    async def set_temperature(self, kelvin):
+        self.ctx.set(self.core.temperature, kelvin)
+        await self.ctx.tick()
+
     async def wait(self, cycles):
         await self.ctx.tick().repeat(cycles)
 

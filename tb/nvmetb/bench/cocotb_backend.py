@@ -174,6 +174,10 @@ class CocotbBackend(Backend):
         await RisingEdge(self.clk)
         self.dut.cfg__flr.value = 0
 
+    async def set_temperature(self, kelvin):
+        self.dut.temperature.value = kelvin
+        await RisingEdge(self.clk)
+
     async def wait(self, cycles):
         for _ in range(cycles):
             await RisingEdge(self.clk)

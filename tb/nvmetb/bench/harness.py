@@ -55,6 +55,7 @@ class Backend:
     async def irq(self, vector, deassert): raise NotImplementedError
     async def flr(self): raise NotImplementedError
     async def wait(self, cycles): raise NotImplementedError
+    async def set_temperature(self, kelvin): raise NotImplementedError
     def intx(self) -> bool: raise NotImplementedError
 
     def stall(self):
@@ -145,6 +146,10 @@ class CheckedCore:
 
     async def wait(self, cycles):
         await self.dut.wait(cycles)
+
+    async def set_temperature(self, kelvin):
+        await self.dut.set_temperature(kelvin)
+        self.model.temperature = kelvin
 
     # -- Comparison -----------------------------------------------------------------------
 

@@ -244,7 +244,23 @@ async def fetch_error(host: NvmeHost, bench):
     await host.bring_up(io_queues=1, queue_entries=8)
 
 
+async def temperature_event(host: NvmeHost, bench):
+    """The temperature input crossing the over-temperature threshold, with AEC bit 1 set,
+    completes the held AER with a SMART / Health event; SMART / Health reports it."""
+    await host.bring_up(io_queues=1, queue_entries=8)
+    expect(await host.set_features(0x0B, 0x02, check=False), G.SUCCESS, False, "AEC")
+    expect(await host.set_features(0x04, 330, check=False), G.SUCCESS, False, "threshold")
+    await bench.core.set_temperature(340)
+    await bench.wait(2)
+    await host.process_completions(0)
+    cqe, smart = await host.get_log_page(LogPage.SMART_HEALTH.value, 128, check=False)
+    if not smart[0] & 0x02 or int.from_bytes(smart[1:3], "little") != 340:
+        raise Mismatch(f"SMART / Health: critical warning {smart[0]:#x}, "
+                       f"temperature {int.from_bytes(smart[1:3], 'little')}")
+    await bench.core.set_temperature(313)
+
+
 QUEUE_SCENARIOS = {f.__name__: f for f in (
     bring_up, admin_status_paths, more_status_paths, io_queue_laps, async_events,
-    reset_in_traffic, coalescing, fetch_error,
+    reset_in_traffic, coalescing, fetch_error, temperature_event,
 )}
