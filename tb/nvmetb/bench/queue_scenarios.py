@@ -260,7 +260,21 @@ async def temperature_event(host: NvmeHost, bench):
     await bench.core.set_temperature(313)
 
 
+async def bus_mastering_off(host: NvmeHost, bench):
+    """With bus mastering disabled nothing is fetched or written; set again, the command
+    waiting in the SQ runs."""
+    await host.bring_up(io_queues=1, queue_entries=8)
+    await bench.pci_config(bus_master=False)
+    reads, writes = len(bench.memory.reads), len(bench.memory.writes)
+    cid = await host.submit(0, {"cdw0": {"opc": AdminOpcode.GET_FEATURES.value}, "cdw10": 7})
+    await bench.wait(3)
+    if (len(bench.memory.reads), len(bench.memory.writes)) != (reads, writes):
+        raise Mismatch("DMA while bus mastering was disabled")
+    await bench.pci_config(bus_master=True)
+    expect(await host.wait_completion(0, cid), G.SUCCESS, False, "after bus mastering")
+
+
 QUEUE_SCENARIOS = {f.__name__: f for f in (
     bring_up, admin_status_paths, more_status_paths, io_queue_laps, async_events,
-    reset_in_traffic, coalescing, fetch_error, temperature_event,
+    reset_in_traffic, coalescing, fetch_error, temperature_event, bus_mastering_off,
 )}
