@@ -19,7 +19,9 @@ class AmaranthBackend(Backend):
         self._intx = False
 
     # Monitors run as simulator processes, sampling each stream at the clock edge.
-    def processes(self):
+    def processes(self, dma=True):
+        """Monitors for the test taps and INTx, and (``dma``) a write sink that records
+        MSI-X messages; without it the DMA ports are left to a host memory model."""
         core = self.core
 
         def stream_monitor(stream, record):
@@ -60,13 +62,15 @@ class AmaranthBackend(Backend):
                         record(payload)
             return process
 
-        return [
+        monitors = [
             tap_monitor(core.dbg_doorbell, on_doorbell),
             tap_monitor(core.dbg_event, lambda p: self.events.append(p.as_bits())),
-            stream_monitor(core.dma_wr.cmd, on_cmd),
-            stream_monitor(core.dma_wr.data, on_data),
             intx_monitor,
         ]
+        if dma:
+            monitors += [stream_monitor(core.dma_wr.cmd, on_cmd),
+                         stream_monitor(core.dma_wr.data, on_data)]
+        return monitors
 
     async def _idle(self):
         while self.idle():
@@ -126,27 +130,20 @@ class AmaranthBackend(Backend):
         return self._intx
 
 
-def run_scenario(scenario, config: CoreConfig | None = None, pattern: Pattern | None = None,
-                 seed=0, vcd=None):
-    """Run one scenario (an ``async def scenario(core: CheckedCore)``) in the Amaranth
-    simulator against the reference model."""
-    config = config or CoreConfig(io_queues=4, debug=True)
-    core = NvmeCore(config)
-    backend = AmaranthBackend(core, pattern or PATTERNS["busy"], seed)
+def _simulate(core, processes, body, vcd=None):
+    """Run ``body(ctx)`` on ``core`` after the power-on MSI-X sweep, with the inputs a
+    host leaves set after enumeration (bus mastering on, 512 B read requests, 313 K)."""
     sim = Simulator(core)
     sim.add_clock(4e-9)
-    for process in backend.processes():
+    for process in processes:
         sim.add_process(process)
-    checked = CheckedCore(backend)
 
     async def testbench(ctx):
-        backend.ctx = ctx
         ctx.set(core.temperature, 313)
-        ctx.set(core.cfg.bus_master_enable, 1)    # enumeration enabled bus mastering
+        ctx.set(core.cfg.bus_master_enable, 1)
         ctx.set(core.cfg.max_read_request_size, 2)
-        await ctx.tick().repeat(config.msix_vectors + 4)   # power-on MSI-X sweep
-        await scenario(checked)
-        await checked.check()
+        await ctx.tick().repeat(core.config.msix_vectors + 4)
+        await body(ctx)
 
     sim.add_testbench(testbench)
     if vcd:
@@ -154,6 +151,23 @@ def run_scenario(scenario, config: CoreConfig | None = None, pattern: Pattern | 
             sim.run()
     else:
         sim.run()
+
+
+def run_scenario(scenario, config: CoreConfig | None = None, pattern: Pattern | None = None,
+                 seed=0, vcd=None):
+    """Run one scenario (an ``async def scenario(core: CheckedCore)``) in the Amaranth
+    simulator against the reference model."""
+    config = config or CoreConfig(io_queues=4, debug=True)
+    core = NvmeCore(config)
+    backend = AmaranthBackend(core, pattern or PATTERNS["busy"], seed)
+    checked = CheckedCore(backend)
+
+    async def body(ctx):
+        backend.ctx = ctx
+        await scenario(checked)
+        await checked.check()
+
+    _simulate(core, backend.processes(), body, vcd)
     return checked
 
 
@@ -170,28 +184,13 @@ def run_host_scenario(scenario, config: CoreConfig, dma="fast", seed=0, vcd=None
     backend = AmaranthBackend(core, PATTERNS["fast"], seed)
     memory = HostMemory(max_payload_size=0, max_read_request_size=2)
     dma_ports = AmaranthDma(core.dma_rd, core.dma_wr, memory, DMA_SETTINGS[dma], cfg=core.cfg)
-    sim = Simulator(core)
-    sim.add_clock(4e-9)
-    for process in backend.processes()[:2] + backend.processes()[4:]:
-        sim.add_process(process)
-    for process in dma_ports.processes():
-        sim.add_process(process)
-    checked = CheckedCore(backend)
-    bench = BenchTransport(checked, memory)
+    bench = BenchTransport(CheckedCore(backend), memory)
     host = NvmeHost(bench, poll_us=0.1, command_timeout_us=200)
 
-    async def testbench(ctx):
+    async def body(ctx):
         backend.ctx = ctx
-        ctx.set(core.temperature, 313)
-        ctx.set(core.cfg.max_read_request_size, 2)
-        await ctx.tick().repeat(config.msix_vectors + 4)
         await scenario(host, bench)
         await bench.compare()
 
-    sim.add_testbench(testbench)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
+    _simulate(core, backend.processes(dma=False) + dma_ports.processes(), body, vcd)
     return bench
