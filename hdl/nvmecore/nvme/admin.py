@@ -73,6 +73,8 @@ LOG_SIZES = {LogPage.ERROR_INFORMATION: 4096, LogPage.SMART_HEALTH: 512,
 class AdminEngine(wiring.Component):
     def __init__(self, config: CoreConfig):
         self._config = config
+        # Number of Queues, DW0: the queues allocated, whatever was asked [NVMe 1.4 §5.21.1.7]
+        self._queues_dw0 = (config.io_queues - 1) << 16 | (config.io_queues - 1)
         n = config.queue_pairs
         qw = config.qid_width
         super().__init__({
@@ -263,7 +265,7 @@ class AdminEngine(wiring.Component):
                 with m.Case(lid.value):
                     m.d.comb += log_size.eq(size)
 
-        queues_dw0 = (max_qid - 1) << 16 | (max_qid - 1)
+        queues_dw0 = self._queues_dw0
 
         def get_feature_dw0(selector):
             value = Signal(32, name="feature_dw0")
@@ -352,22 +354,20 @@ class AdminEngine(wiring.Component):
                 m.next = "IDLE"
 
             with m.State("DECODE"):
+                # Every path completes at once and returns to IDLE, unless it moves on.
+                m.next = "IDLE"
                 # Gating [docs/admin-commands.md, "Command gating"]
                 known = Cat(*(opc == op.value for op in AdminOpcode)).any()
                 with m.If(~known):
                     complete(INVALID_OPCODE)
-                    m.next = "IDLE"
                 with m.Elif(sqe.cdw0.psdt != 0):
                     complete(INVALID_FIELD)
-                    m.next = "IDLE"
                 with m.Elif(sqe.cdw0.fuse != 0):
                     complete(INVALID_FIELD_RETRY)
-                    m.next = "IDLE"
                 with m.Else():
                     with m.Switch(opc):
                         with m.Case(AdminOpcode.CREATE_IO_CQ.value):
                             iv = cdw11[16:32]
-                            m.next = "IDLE"
                             with m.If((self.cc.iosqes != 6) | (self.cc.iocqes != 4)):
                                 complete(INVALID_QSIZE)
                             with m.Elif(~io_qid_ok | cq_exists):
@@ -388,34 +388,26 @@ class AdminEngine(wiring.Component):
                                 self.cq_valid.bit_select(cqid[:qw], 1)
                             with m.If(~cq_ok):
                                 complete(CQ_INVALID)
-                                m.next = "IDLE"
                             with m.Elif(~io_qid_ok | sq_exists):
                                 complete(INVALID_QID)
-                                m.next = "IDLE"
                             with m.Elif((qsize == 0) | (qsize > mqes)):
                                 complete(INVALID_QSIZE)
-                                m.next = "IDLE"
                             with m.Elif(page_misaligned):
                                 complete(INVALID_PRP_OFFSET)
-                                m.next = "IDLE"
                             with m.Elif(cdw11[0] == 0):
                                 complete(INVALID_FIELD)
-                                m.next = "IDLE"
                             with m.Else():
                                 m.next = "CREATE"
                         with m.Case(AdminOpcode.DELETE_IO_SQ.value):
                             with m.If(~sq_exists):
                                 complete(INVALID_QID)
-                                m.next = "IDLE"
                             with m.Else():
                                 m.next = "DELETE"
                         with m.Case(AdminOpcode.DELETE_IO_CQ.value):
                             with m.If(~cq_exists):
                                 complete(INVALID_QID)
-                                m.next = "IDLE"
                             with m.Elif(self.cq_users.bit_select(qid[:qw], 1)):
                                 complete(INVALID_DELETION)
-                                m.next = "IDLE"
                             with m.Else():
                                 m.next = "DELETE"
                         with m.Case(AdminOpcode.IDENTIFY.value):
@@ -433,16 +425,12 @@ class AdminEngine(wiring.Component):
                             with m.If((cns != 0x00) & (cns != 0x01) & (cns != 0x02)
                                       & (cns != 0x03)):
                                 complete(INVALID_FIELD)
-                                m.next = "IDLE"
                             with m.Elif(((cns == 0x00) | (cns == 0x03)) & ~ns_ok):
                                 complete(INVALID_NAMESPACE)
-                                m.next = "IDLE"
                             with m.Elif((cns == 0x02) & (nsid >= 0xFFFF_FFFE)):
                                 complete(INVALID_NAMESPACE)
-                                m.next = "IDLE"
                             with m.Elif(prp_bad):
                                 complete(INVALID_PRP_OFFSET)
-                                m.next = "IDLE"
                             with m.Else():
                                 with m.If((cns == 0x02) & (nsid != 0)):
                                     # No active namespace above NSID 1: an empty list.
@@ -464,19 +452,14 @@ class AdminEngine(wiring.Component):
                                     m.d.sync += self.source.eq(Source.LOG_FIRMWARE)
                             with m.If(log_offset[:2] != 0):
                                 complete(INVALID_FIELD)
-                                m.next = "IDLE"
                             with m.Elif(total > (PAGE << MDTS)):
                                 complete(INVALID_FIELD)
-                                m.next = "IDLE"
                             with m.Elif(log_size == 0):
                                 complete(INVALID_LOG_PAGE)
-                                m.next = "IDLE"
                             with m.Elif(log_offset >= log_size):
                                 complete(INVALID_FIELD)
-                                m.next = "IDLE"
                             with m.Elif(prp_bad):
                                 complete(INVALID_PRP_OFFSET)
-                                m.next = "IDLE"
                             with m.Else():
                                 m.d.sync += [src_offset.eq(log_offset[:13]),
                                              length.eq(xfer_len)]
@@ -487,7 +470,6 @@ class AdminEngine(wiring.Component):
                                         m.d.sync += mask_smart.eq(0)
                                 m.next = "WRITE"
                         with m.Case(AdminOpcode.SET_FEATURES.value):
-                            m.next = "IDLE"
                             self.set_features(m, complete, fid, cdw10, cdw11, any_io_queue,
                                               iv_ok, {
                                                   "arb": arb, "power_wh": power_wh,
@@ -497,7 +479,6 @@ class AdminEngine(wiring.Component):
                                                   "no_coalescing": no_coalescing,
                                                   "wan": wan, "aec": aec})
                         with m.Case(AdminOpcode.GET_FEATURES.value):
-                            m.next = "IDLE"
                             known_fid = Cat(*(fid == f.value for f in FeatureId
                                               if f is not FeatureId.VOLATILE_WRITE_CACHE)).any()
                             with m.If(cdw10[8:11] != 0):
@@ -512,7 +493,6 @@ class AdminEngine(wiring.Component):
                             with m.Else():
                                 complete(SUCCESS, dw0=feature_dw0)
                         with m.Case(AdminOpcode.ASYNC_EVENT_REQ.value):
-                            m.next = "IDLE"
                             with m.If(held == AER_SLOTS):
                                 complete(AER_LIMIT)
                             with m.Else():
@@ -528,12 +508,10 @@ class AdminEngine(wiring.Component):
                             sq_ok = (sqid <= max_qid) & self.sq_valid.bit_select(sqid[:qw], 1)
                             with m.If(~sq_ok):
                                 complete(INVALID_FIELD_RETRY)
-                                m.next = "IDLE"
                             with m.Elif((sqid == 0) & abort_hit):
                                 m.next = "ABORT_AER"
                             with m.Else():
                                 complete(SUCCESS, dw0=1)
-                                m.next = "IDLE"
 
             with m.State("CREATE"):
                 is_cq = opc == AdminOpcode.CREATE_IO_CQ.value
@@ -606,7 +584,7 @@ class AdminEngine(wiring.Component):
 
     def set_features(self, m, complete, fid, cdw10, cdw11, any_io_queue, iv_ok, f):
         """Set Features [NVMe 1.4 §5.21]: check, store, complete (docs/admin-commands.md)."""
-        queues_dw0 = (self._config.io_queues - 1) << 16 | (self._config.io_queues - 1)
+        queues_dw0 = self._queues_dw0
         vectors = self._config.msix_vectors
         vw = max(1, (vectors - 1).bit_length())
         with m.If(cdw10[31]):
