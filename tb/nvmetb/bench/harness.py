@@ -114,9 +114,11 @@ class CheckedCore:
     async def write(self, offset, value, size=4):
         await self.write_raw(*split_access(offset, size, value))
 
-    async def read(self, offset, size=4):
+    async def read(self, offset, size=4, compare=True):
+        """A register read of ``size`` bytes; ``compare=False`` returns the RTL's value
+        unchecked (for a register the host polls while it moves)."""
         addr, be, _ = split_access(offset, size)
-        qword = await self.read_raw(addr, be)
+        qword = await (self.read_raw(addr, be) if compare else self.dut.bus_read(addr, be))
         return qword >> (8 * (offset - addr)) & ((1 << (8 * size)) - 1)
 
     # -- Other inputs --------------------------------------------------------------------

@@ -83,11 +83,9 @@ class BenchTransport(HostMemoryTransport):
     # -- Transport ------------------------------------------------------------------------
 
     async def mmio_read(self, offset, size=4):
-        addr, be, _ = split_access(offset, size)
-        if any(addr <= reg < addr + 8 for reg in self.VOLATILE):
-            value = await self.core.dut.bus_read(addr, be)
-            return value >> (8 * (offset - addr)) & ((1 << (8 * size)) - 1)
-        return await self.core.read(offset, size)
+        addr, _, _ = split_access(offset, size)
+        volatile = any(addr <= reg < addr + 8 for reg in self.VOLATILE)
+        return await self.core.read(offset, size, compare=not volatile)
 
     async def mmio_write(self, offset, value, size=4):
         await self.core.write(offset, value, size)
