@@ -8,20 +8,30 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from .config import ConfigError, CoreConfig
+from .config import CoreConfig
 from .core import NvmeCore
 from .layouts import DOORBELL_BASE, MSIX_PBA_BASE, MSIX_TABLE_BASE, REG_WIDTH, Reg
 from .nvme.ctrl_regs import cap_value
 
-__all__ = ["generate_verilog", "main"]
+__all__ = ["generate_verilog", "generate_usp_verilog", "main"]
 
 TOP_NAME = "nvmecore"
+USP_TOP_NAME = "nvmecore_usp"
 
 
 def generate_verilog(config: CoreConfig, name: str = TOP_NAME) -> str:
     """The core's Verilog for ``config``, reproducibly (no source locations)."""
     core = NvmeCore(config)
     return verilog.convert(core, name=name, emit_src=False)
+
+
+def generate_usp_verilog(config: CoreConfig, name: str = USP_TOP_NAME,
+                         rq_straddle: bool | None = None) -> str:
+    """The FPGA top for an UltraScale+ PCIe hard IP (:class:`~nvmecore.top.UspTop`): the
+    core behind the adapter, with PG213's port names."""
+    from .top import UspTop
+    return verilog.convert(UspTop(config, rq_straddle=rq_straddle), name=name,
+                           emit_src=False)
 
 
 def _config_arguments(parser):
@@ -46,7 +56,13 @@ def _config_from(args) -> CoreConfig:
 
 def _cmd_generate(args):
     config = _config_from(args)
-    text = generate_verilog(config, name=args.name)
+    if args.top == "usp":
+        name = args.name or USP_TOP_NAME
+        straddle = {"auto": None, "on": True, "off": False}[args.rq_straddle]
+        text = generate_usp_verilog(config, name=name, rq_straddle=straddle)
+    else:
+        name = args.name or TOP_NAME
+        text = generate_verilog(config, name=name)
     if args.output == "-":
         sys.stdout.write(text)
     else:
@@ -55,7 +71,7 @@ def _cmd_generate(args):
         out.write_text(text)
         settings = ", ".join(f"{f.name}={getattr(config, f.name)}"
                              for f in dataclasses.fields(config))
-        print(f"wrote {out} (top module {args.name}; {settings})", file=sys.stderr)
+        print(f"wrote {out} (top module {name}; {settings})", file=sys.stderr)
 
 
 def _cmd_regmap(args):
@@ -78,9 +94,15 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write the core's Verilog")
     _config_arguments(gen)
+    gen.add_argument("--top", choices=("core", "usp"), default="core",
+                     help="core: the vendor-neutral NvmeCore; usp: the FPGA top for an "
+                          "UltraScale+ PCIe hard IP (256 or 512 bits) (default %(default)s)")
+    gen.add_argument("--rq-straddle", choices=("auto", "on", "off"), default="auto",
+                     help="usp: RQ straddling, as set in the hard IP (auto: on at 512 bits)")
     gen.add_argument("-o", "--output", default="build/nvmecore.v",
                      help="output file, or - for standard output (default %(default)s)")
-    gen.add_argument("--name", default=TOP_NAME, help="top module name (default %(default)s)")
+    gen.add_argument("--name", default=None,
+                     help=f"top module name (default {TOP_NAME}, or {USP_TOP_NAME} for usp)")
     gen.set_defaults(func=_cmd_generate)
     regmap = sub.add_parser("regmap", help="print the BAR0 register map")
     _config_arguments(regmap)
@@ -89,6 +111,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except ConfigError as error:
+    except ValueError as error:        # ConfigError, or a width the top cannot take
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     return 0

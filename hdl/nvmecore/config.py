@@ -43,6 +43,9 @@ class CoreConfig:
     mps_max: int = 0
     #: Cycles a DMA read may wait for its data before it fails (50 ms at 250 MHz).
     dma_read_timeout: int = 12_500_000
+    #: Cycles a PCIe adapter waits for a read's completions before it fails the read with
+    #: an error (completion time-out; 50 ms at 250 MHz).
+    completion_timeout: int = 12_500_000
     #: PCI identity (the hard IP's defaults); Identify VID / SSVID equal these.
     pci_vendor_id: int = 0x10EE
     pci_device_id: int = 0x9038
@@ -100,6 +103,7 @@ class CoreConfig:
         need(0 <= self.mps_min <= self.mps_max <= 15,
              f"mps_min={self.mps_min}, mps_max={self.mps_max}: need 0 <= min <= max <= 15")
         need(self.dma_read_timeout >= 16, "dma_read_timeout must be at least 16 cycles")
+        need(self.completion_timeout >= 16, "completion_timeout must be at least 16 cycles")
         for name in ("pci_vendor_id", "pci_device_id", "pci_subsystem_vendor_id",
                      "pci_subsystem_id"):
             need(0 <= getattr(self, name) <= 0xFFFF, f"{name} must fit in 16 bits")

@@ -1,0 +1,176 @@
+"""UltraScale+ PCIe hard-IP adapter (DESIGN.md §1, §10).
+
+Sits between the hard IP's four AXI4-Stream interfaces and ``cfg_*`` ports and the core's
+vendor-neutral ports:
+
+- :class:`~.usp_completer.UspCompleter`: CQ memory requests to BAR0 → register bus; read
+  data → CC completions; non-posted credits (``pcie_cq_np_req``); anything else → UR.
+- :class:`~.usp_read.UspReadEngine`: DMA reads → tagged read TLPs; RC completions
+  (split, interleaved, straddled) → a reorder buffer → data in request order; error
+  completions and completion time-outs → error beats.
+- :class:`~.usp_requester.UspRequester`: read TLPs and posted writes (CQ entries, data,
+  MSI-X messages, in the core's order) → RQ, with request straddling at 512 bits.
+- Configuration: bus master enable, MSI-X enable and function mask, max payload and read
+  request size from the ``cfg_*`` status ports; extended tags from the Device Control
+  register, read through ``cfg_mgmt``; function-level reset (``cfg_flr_in_process``
+  resets the core and the adapter, ``cfg_flr_done`` answers); INTx on
+  ``cfg_interrupt_int`` while MSI-X is off (the core routes it).
+
+The hard IP's own MSI-X port (``cfg_interrupt_msix_*``) is not used: messages are posted
+writes on RQ, behind the CQ entry they announce [DESIGN.md §2].
+"""
+
+from amaranth import Cat, Const, Module, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..bus import DmaRead, DmaWrite, PcieConfig, RegisterBus
+from ..config import CoreConfig
+from .usp_completer import UspCompleter
+from .usp_layouts import USP_WIDTHS, Axis
+from .usp_read import UspReadEngine
+from .usp_requester import UspRequester
+
+__all__ = ["UspAdapter", "PCIE_CAP_OFFSET", "DEVCTL_DWORD", "DEVCTL_EXT_TAG_BIT"]
+
+# The UltraScale+ block places the PCI Express capability at 0x70 [PG213 "PCIe
+# Configuration Space"]; Device Control is at +0x08 [PCIe 4.0 §7.5.3.4], and its bit 8 is
+# Extended Tag Field Enable. cfg_mgmt addresses DWORDs.
+PCIE_CAP_OFFSET = 0x70
+DEVCTL_DWORD = (PCIE_CAP_OFFSET + 0x08) // 4
+DEVCTL_EXT_TAG_BIT = 8
+DEVCTL_POLL_CYCLES = 1024        # how often Device Control is read again
+FLR_DONE_DELAY = 16              # cycles of reset before answering cfg_flr_done
+
+
+class UspAdapter(wiring.Component):
+    """Adapter for one physical function (PF0). ``rq_straddle`` must match the hard IP's
+    "RQ straddle" setting (512-bit only)."""
+
+    def __init__(self, config: CoreConfig, *, rq_straddle=False):
+        width = config.data_width
+        if width not in USP_WIDTHS:
+            raise ValueError(f"the UltraScale+ adapter runs at {USP_WIDTHS} bits, not {width}")
+        if rq_straddle and width != 512:
+            raise ValueError("RQ straddling exists only on the 512-bit interface")
+        self.config = config
+        self.rq_straddle = rq_straddle
+        super().__init__({
+            # Hard-IP side (names as in PG213, direction as seen from the adapter).
+            "cq":  In(Axis("cq", width)),
+            "cc":  Out(Axis("cc", width)),
+            "rq":  Out(Axis("rq", width)),
+            "rc":  In(Axis("rc", width)),
+            "pcie_cq_np_req":           Out(2),
+            "cfg_max_payload":          In(2),
+            "cfg_max_read_req":         In(3),
+            "cfg_function_status":      In(16),
+            "cfg_interrupt_msix_enable": In(4),
+            "cfg_interrupt_msix_mask":  In(4),
+            "cfg_flr_in_process":       In(4),
+            "cfg_flr_done":             Out(4),
+            "cfg_interrupt_int":        Out(4),
+            "cfg_interrupt_pending":    Out(4),
+            "cfg_mgmt_addr":            Out(10),
+            "cfg_mgmt_read":            Out(1),
+            "cfg_mgmt_read_data":       In(32),
+            "cfg_mgmt_read_write_done": In(1),
+            # Core side.
+            "regs":   Out(RegisterBus()),
+            "dma_rd": In(DmaRead(width)),
+            "dma_wr": In(DmaWrite(width)),
+            "core_cfg": Out(PcieConfig()),
+            "intx":   In(1),
+            # Status: a completer request refused, a DMA write refused, a completion
+            # nobody asked for (one-cycle pulses, for counters or an ILA).
+            "err_unsupported": Out(1),
+            "err_refused":     Out(1),
+            "err_unexpected":  Out(1),
+        })
+
+    def elaborate(self, platform):
+        config = self.config
+        m = Module()
+
+        flr = Signal()
+        body = Module()
+        body.submodules.completer = completer = UspCompleter(config.data_width)
+        body.submodules.reader = reader = UspReadEngine(config.data_width,
+                                                        config.completion_timeout)
+        body.submodules.requester = requester = UspRequester(config.data_width,
+                                                             straddle=self.rq_straddle)
+        # A function-level reset resets the adapter with the core: the hard IP discards
+        # this function's outstanding completions [PG213 "Function Level Reset"].
+        m.submodules.body = ResetInserter(flr)(body)
+
+        # -- Streams ------------------------------------------------------------------------
+        wiring.connect(m, wiring.flipped(self.cq), completer.cq)
+        wiring.connect(m, completer.cc, wiring.flipped(self.cc))
+        wiring.connect(m, completer.regs, wiring.flipped(self.regs))
+        wiring.connect(m, wiring.flipped(self.rc), reader.rc)
+        wiring.connect(m, reader.tlp, requester.rd)
+        wiring.connect(m, requester.rq, wiring.flipped(self.rq))
+        wiring.connect(m, wiring.flipped(self.dma_wr), requester.wr)
+        m.d.comb += [
+            reader.req.valid.eq(self.dma_rd.req.valid),
+            reader.req.payload.eq(self.dma_rd.req.payload),
+            self.dma_rd.req.ready.eq(reader.req.ready),
+            self.dma_rd.data.valid.eq(reader.data.valid),
+            self.dma_rd.data.payload.eq(reader.data.payload),
+            reader.data.ready.eq(self.dma_rd.data.ready),
+            self.pcie_cq_np_req.eq(completer.np_req),
+            self.err_unsupported.eq(completer.unsupported),
+            self.err_refused.eq(requester.refused),
+            self.err_unexpected.eq(reader.unexpected),
+        ]
+
+        # -- Configuration state [PG213 "Configuration Status Interface"] --------------------
+        # cfg_function_status per PF: bit 0 I/O space, 1 memory space, 2 bus master enable,
+        # 3 INTx disable.
+        mps = Cat(self.cfg_max_payload, Const(0, 1))
+        m.d.comb += [
+            self.core_cfg.bus_master_enable.eq(self.cfg_function_status[2]),
+            self.core_cfg.msix_enable.eq(self.cfg_interrupt_msix_enable[0]),
+            self.core_cfg.msix_function_mask.eq(self.cfg_interrupt_msix_mask[0]),
+            self.core_cfg.max_payload_size.eq(mps),
+            self.core_cfg.max_read_request_size.eq(self.cfg_max_read_req),
+            self.core_cfg.flr.eq(flr),
+            completer.max_payload_size.eq(mps),
+            requester.max_payload_size.eq(mps),
+            reader.max_read_request_size.eq(self.cfg_max_read_req),
+        ]
+
+        # -- Legacy interrupt: the core drives INTx only while MSI-X is off ------------------
+        m.d.comb += [
+            self.cfg_interrupt_int.eq(self.intx),
+            self.cfg_interrupt_pending.eq(self.intx),
+        ]
+
+        # -- Function-level reset [PG213 "cfg_flr_in_process / cfg_flr_done"] ----------------
+        # While cfg_flr_in_process[0] is high the core and the adapter are held in reset;
+        # after FLR_DONE_DELAY cycles cfg_flr_done[0] pulses once, and the hard IP then
+        # lowers cfg_flr_in_process.
+        m.d.comb += flr.eq(self.cfg_flr_in_process[0])
+        flr_count = Signal(range(FLR_DONE_DELAY + 1))
+        with m.If(~flr):
+            m.d.sync += flr_count.eq(0)
+        with m.Elif(flr_count < FLR_DONE_DELAY):
+            m.d.sync += flr_count.eq(flr_count + 1)
+        m.d.comb += self.cfg_flr_done[0].eq(flr & (flr_count == FLR_DONE_DELAY - 1))
+
+        # -- Extended tags: poll Device Control through cfg_mgmt -----------------------------
+        ext_tag = Signal()
+        poll = Signal(range(DEVCTL_POLL_CYCLES))
+        m.d.comb += [self.cfg_mgmt_addr.eq(DEVCTL_DWORD), reader.ext_tag_enable.eq(ext_tag)]
+        with m.FSM(name="devctl"):
+            with m.State("WAIT"):
+                m.d.sync += poll.eq(poll + 1)
+                with m.If(poll == DEVCTL_POLL_CYCLES - 1):
+                    m.next = "READ"
+            with m.State("READ"):
+                m.d.comb += self.cfg_mgmt_read.eq(1)
+                with m.If(self.cfg_mgmt_read_write_done):
+                    m.d.sync += [ext_tag.eq(self.cfg_mgmt_read_data[DEVCTL_EXT_TAG_BIT]),
+                                 poll.eq(0)]
+                    m.next = "WAIT"
+        return m

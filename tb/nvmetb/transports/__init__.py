@@ -1,0 +1,2 @@
+"""How the host driver reaches a controller beyond the core-level bench: ``pcie`` (the
+cocotbext-pcie root complex and UltraScale+ hard-IP model around the FPGA top)."""
