@@ -35,13 +35,14 @@ apt_install() { \
 }
 endef
 
-.PHONY: help setup system-deps venv test test-quick verilog lint clean distclean
+.PHONY: help setup system-deps venv test test-quick verilog verilog-usp lint clean distclean
 
 help:
 	@echo "make setup       system packages (Icarus, C++ toolchain), .venv with '.[dev]'"
 	@echo "make test        the whole regression: pytest -n auto (Icarus and Verilator)"
 	@echo "make test-quick  the quick tier only (pytest -m quick)"
 	@echo "make verilog     build/nvmecore.v; options via ARGS='--io-queues 64 ...'"
+	@echo "make verilog-usp build/nvmecore_usp.v: the FPGA top for an UltraScale+ PCIe IP"
 	@echo "make lint        ruff, then Verilator --lint-only -Wall on build/nvmecore.v"
 	@echo "make clean       build output and caches (keeps .venv)"
 	@echo "make distclean   clean, and remove .venv"
@@ -104,6 +105,10 @@ verilog: | $(VBIN)/pytest
 	@mkdir -p build
 	$(VBIN)/python -m nvmecore generate -o build/nvmecore.v $(ARGS)
 
+verilog-usp: | $(VBIN)/pytest
+	@mkdir -p build
+	$(VBIN)/python -m nvmecore generate --top usp -o build/nvmecore_usp.v $(ARGS)
+
 # Both checks run; the target fails if either found something.
 lint: | $(VBIN)/pytest
 	@status=0; \
@@ -113,6 +118,10 @@ lint: | $(VBIN)/pytest
 	echo "verilator --lint-only -Wall sim/lint.vlt build/nvmecore.v"; \
 	$(VBIN)/python -m nvmetb.verilator --lint-only -Wall sim/lint.vlt build/nvmecore.v \
 	  --top-module nvmecore || status=1; \
+	$(MAKE) --no-print-directory verilog-usp; \
+	echo "verilator --lint-only -Wall sim/lint.vlt build/nvmecore_usp.v"; \
+	$(VBIN)/python -m nvmetb.verilator --lint-only -Wall sim/lint.vlt build/nvmecore_usp.v \
+	  --top-module nvmecore_usp || status=1; \
 	exit $$status
 
 clean:

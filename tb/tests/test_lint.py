@@ -1,6 +1,7 @@
 """The generated Verilog passes `verilator --lint-only -Wall` with only the waivers in
 sim/lint.vlt (each one a shape of Amaranth's backend, justified there), for the default
-build and at the other datapath widths."""
+build, at the other datapath widths, and the FPGA top (UltraScale+ adapter) at 256 and
+512 bits."""
 
 import subprocess
 import sys
@@ -8,26 +9,30 @@ import sys
 import pytest
 
 from nvmecore import CoreConfig
-from nvmecore.cli import generate_verilog
+from nvmecore.cli import USP_TOP_NAME, generate_usp_verilog, generate_verilog
 from nvmetb.sim import REPO_ROOT
 
 pytestmark = pytest.mark.verilator
 
+# name: (generator, config, top module)
 BUILDS = {
-    "default": CoreConfig(),
-    "w64-q4": CoreConfig(io_queues=4, data_width=64),
-    "w128-q64": CoreConfig(io_queues=64, data_width=128),
-    "w512-q32": CoreConfig(io_queues=32, data_width=512),
+    "default": (generate_verilog, CoreConfig(), "nvmecore"),
+    "w64-q4": (generate_verilog, CoreConfig(io_queues=4, data_width=64), "nvmecore"),
+    "w128-q64": (generate_verilog, CoreConfig(io_queues=64, data_width=128), "nvmecore"),
+    "w512-q32": (generate_verilog, CoreConfig(io_queues=32, data_width=512), "nvmecore"),
+    "usp-w256": (generate_usp_verilog, CoreConfig(), USP_TOP_NAME),
+    "usp-w512": (generate_usp_verilog, CoreConfig(data_width=512), USP_TOP_NAME),
 }
 
 
 @pytest.mark.parametrize("build", list(BUILDS))
 def test_verilator_lint(build, tmp_path):
-    source = tmp_path / "nvmecore.v"
-    source.write_text(generate_verilog(BUILDS[build]))
+    generate, config, top = BUILDS[build]
+    source = tmp_path / f"{top}.v"
+    source.write_text(generate(config))
     result = subprocess.run(
         [sys.executable, "-m", "nvmetb.verilator", "--lint-only", "-Wall",
-         str(REPO_ROOT / "sim" / "lint.vlt"), str(source), "--top-module", "nvmecore"],
+         str(REPO_ROOT / "sim" / "lint.vlt"), str(source), "--top-module", top],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "%Warning" not in result.stderr
