@@ -1,0 +1,242 @@
+"""UltraScale+ requester-completion (RC) parser: completion payload into the reorder ring.
+
+Takes RC beats from the hard IP in DWORD-aligned mode [PG213 "Requester Completion
+Interface"], straddled or not, and writes each completion's payload DWORDs into a ring of
+``width/32`` DWORD banks (owned by :class:`~.usp_read.UspReadEngine`) at the position its
+request reserved. Per TLP: a 3-DW :class:`RcDescriptor`, then ``dword_count`` payload
+DWORDs; TLPs start on 128-bit boundaries [PG213 RC straddle], so a descriptor never spans
+two beats, but a payload may.
+
+Three stages:
+
+- **S0** registers the beat (``tready`` high whenever S0 is empty or moves on).
+- **S1** (combinational on S0) cuts the beat into *pieces*: slot 0 is the TLP that
+  continues from the previous beat, slot k+1 the k-th TLP starting in this beat. A TLP
+  starting here is looked up by tag in the engine (``lookup``): is the tag outstanding,
+  where is its request in the ring, how long is it. Payload DWORD i of a completion goes
+  to request DWORD (request length − byte_count) + i [PCIe 4.0 §2.2.9: byte count is what
+  remains, this completion included]. A piece becomes a bank mask, a rotation (lane →
+  bank) and a start row.
+- **S2** writes the pieces to the banks. Pieces of one beat usually land on different
+  banks and go in one cycle; where two would write the same bank, the later one waits a
+  cycle (and RC with it). Pieces are written in order, and a completion's event (request
+  done, request failed) is reported when its last piece is written, at most one event a
+  cycle; so a request is never seen done before its data is in the ring.
+
+A completion for a tag that is not outstanding is dropped and pulses ``unexpected``; so
+is any completion after the one that ended its request, once the engine has seen that
+one. A completion with an error code, a status other than SC, poisoned data
+[PCIe 4.0 §2.7.2], a byte count beyond its request, or in a beat marked ``discontinue``
+[PG213 RC tuser: discard the TLP] writes nothing and marks its request failed.
+"""
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from .usp_layouts import SEGMENT_DW, Axis, CplStatus, RcDescriptor, RcErrorCode, straddle_segments
+
+__all__ = ["UspRcParser", "RcLookup", "BankWrite", "RcEvent"]
+
+
+class RcLookup(wiring.Signature):
+    """Per starting TLP: the parser asks about ``tag``; the engine answers (combinationally)
+    whether it is outstanding, and where its request sits in the ring."""
+
+    def __init__(self, row_bits):
+        super().__init__({
+            "tag":    Out(8),
+            "live":   In(1),
+            "row":    In(row_bits),     # first ring row of the request
+            "dwords": In(11),           # request length in DWORDs (1 to 1024)
+        })
+
+
+class BankWrite(wiring.Signature):
+    def __init__(self, row_bits):
+        super().__init__({"en": Out(1), "row": Out(row_bits), "data": Out(32)})
+
+
+class RcEvent(data.Struct):
+    """A completion of an outstanding tag has been written: ``done`` if it ended its
+    request (``request_done``), ``failed`` if it was an error."""
+    valid:  1
+    tag:    8
+    done:   1
+    failed: 1
+
+
+class _Open(data.Struct):
+    """The TLP that continues into the next beat."""
+    open:   1
+    tag:    8
+    live:   1       # its tag was outstanding: report an event at its end
+    write:  1       # its payload goes to the ring
+    done:   1
+    failed: 1
+    addr:   16      # ring DWORD address of its next payload DWORD (low bits used)
+
+
+class UspRcParser(wiring.Component):
+    def __init__(self, width, ring_rows):
+        self._width = width
+        self._lanes = width // 32
+        self._starts = straddle_segments("rc", width)
+        self._row_bits = exact_log2(ring_rows)
+        super().__init__({
+            "rc":         In(Axis("rc", width)),
+            "lookup":     Out(RcLookup(self._row_bits)).array(self._starts),
+            "write":      Out(BankWrite(self._row_bits)).array(self._lanes),
+            "event":      Out(RcEvent),
+            "unexpected": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L, P, width = self._lanes, self._starts, self._width
+        lb = exact_log2(L)
+        addr_bits = self._row_bits + lb
+        rc = self.rc
+
+        # -- S0: the beat --------------------------------------------------------------------
+        s0_valid = Signal()
+        s0_data = Signal(width)
+        s0_user = Signal(rc.tuser.shape())
+        s2_free = Signal()                  # S2 writes its last pieces this cycle
+        move = Signal()                     # S0's beat goes to S2 at this edge
+        m.d.comb += [rc.tready.eq(~s0_valid | s2_free), move.eq(s0_valid & s2_free)]
+        with m.If(rc.tready):
+            m.d.sync += [s0_valid.eq(rc.tvalid), s0_data.eq(rc.tdata), s0_user.eq(rc.tuser)]
+
+        # -- S1: pieces ----------------------------------------------------------------------
+        op = Signal(_Open)
+        if width == 256:
+            # [PG213 256-bit RC straddle] is_sop[0]: a TLP starts in DW 0, or in DW 4 when
+            # another one ends in this beat; is_sop[1]: a second one starts in DW 4.
+            sop_valid = [s0_user.is_sop[0], s0_user.is_sop[1]]
+            sop_seg = [op.open, Const(1)]
+            eop_valid = [s0_user.is_eop0, s0_user.is_eop1]
+            eop_lane = [s0_user.is_eop0_ptr, s0_user.is_eop1_ptr]
+        else:
+            # [PG213 512-bit RC] is_sop[k] / is_sopk_ptr: the k+1-th TLP starts in 128-bit
+            # segment ptr; is_eop[k] / is_eopk_ptr: the k+1-th TLP ends in DWORD ptr.
+            sop_valid = [s0_user.is_sop[k] for k in range(P)]
+            sop_seg = [s0_user[f"is_sop{k}_ptr"] for k in range(P)]
+            eop_valid = [s0_user.is_eop[k] for k in range(P)]
+            eop_lane = [s0_user[f"is_eop{k}_ptr"] for k in range(P)]
+        eop_valid, eop_lane = eop_valid + [Const(0)], eop_lane + [Const(0)]
+
+        # Each slot: active, ends here, first/last payload lane, ring address of the first
+        # payload DWORD, payload written?, and the event fields.
+        slot_layout = data.StructLayout({
+            "active": 1, "ends": 1, "first": lb, "last": lb, "addr": addr_bits,
+            "write": 1, "live": 1, "tag": 8, "done": 1, "failed": 1,
+        })
+        slots = [Signal(slot_layout, name=f"slot{j}") for j in range(P + 1)]
+        m.d.comb += [
+            slots[0].active.eq(op.open), slots[0].ends.eq(eop_valid[0]),
+            slots[0].first.eq(0), slots[0].last.eq(Mux(eop_valid[0], eop_lane[0], L - 1)),
+            slots[0].addr.eq(op.addr), slots[0].write.eq(op.write), slots[0].live.eq(op.live),
+            slots[0].tag.eq(op.tag), slots[0].done.eq(op.done), slots[0].failed.eq(op.failed),
+        ]
+        unexpected = Signal()
+        for k, slot in enumerate(slots[1:]):
+            desc = Signal(RcDescriptor, name=f"desc{k}")
+            m.d.comb += desc.eq(s0_data.word_select(sop_seg[k], 32 * SEGMENT_DW)[:96])
+            look = self.lookup[k]
+            bc_dw = desc.byte_count[2:]
+            ends = Mux(op.open, eop_valid[k + 1], eop_valid[k])
+            m.d.comb += [
+                look.tag.eq(desc.tag),
+                slot.active.eq(sop_valid[k]), slot.ends.eq(ends),
+                slot.first.eq((sop_seg[k] << 2) + 3),
+                slot.last.eq(Mux(ends, Mux(op.open, eop_lane[k + 1], eop_lane[k]), L - 1)),
+                slot.addr.eq((look.row << lb) + look.dwords - bc_dw),
+                slot.failed.eq((desc.error_code != RcErrorCode.NORMAL) |
+                               (desc.status != CplStatus.SC) | desc.poisoned |
+                               (bc_dw > look.dwords) | (desc.dword_count > bc_dw)),
+                slot.write.eq(look.live & ~slot.failed), slot.live.eq(look.live),
+                slot.tag.eq(desc.tag), slot.done.eq(desc.request_done),
+            ]
+            with m.If(sop_valid[k] & ~look.live):
+                m.d.comb += unexpected.eq(1)
+        m.d.sync += self.unexpected.eq(move & unexpected)
+
+        # -- S2: piece registers, filled from S1 -----------------------------------------------
+        piece_layout = data.StructLayout({
+            "pending": 1, "banks": L, "rot": lb, "row": self._row_bits, "bank": lb,
+            "event": 1, "tag": 8, "done": 1, "failed": 1,
+        })
+        pieces = [Signal(piece_layout, name=f"piece{j}") for j in range(P + 1)]
+        s2_data = Signal(width)
+        take = [Signal(name=f"take{j}") for j in range(P + 1)]
+
+        with m.If(move):
+            m.d.sync += s2_data.eq(s0_data)
+            for j, (slot, piece) in enumerate(zip(slots, pieces, strict=True)):
+                lanes, rot, banks = Signal(L, name=f"lanes{j}"), Signal(lb), Signal(L)
+                event = slot.active & slot.ends & slot.live
+                m.d.comb += [
+                    lanes.eq(Cat(slot.active & slot.write & (slot.first <= i) &
+                                 (i <= slot.last) for i in range(L))),
+                    rot.eq(slot.addr[:lb] - slot.first),             # lane + rot = bank
+                    banks.eq((Cat(lanes, lanes) << rot)[L:]),
+                ]
+                m.d.sync += [
+                    piece.pending.eq(lanes.any() | event),
+                    piece.banks.eq(banks), piece.rot.eq(rot),
+                    piece.row.eq(slot.addr[lb:]), piece.bank.eq(slot.addr[:lb]),
+                    piece.event.eq(event), piece.tag.eq(slot.tag), piece.done.eq(slot.done),
+                    piece.failed.eq(slot.failed | s0_user.discontinue),
+                ]
+            # The TLP left open at the end of the beat: the last active slot that does not
+            # end here (later slots override earlier ones).
+            for j, slot in enumerate(slots):
+                with m.If(slot.active):
+                    m.d.sync += op.open.eq(~slot.ends)
+                    if j == 0:
+                        m.d.sync += op.addr.eq(op.addr + L)
+                    else:
+                        m.d.sync += [
+                            op.tag.eq(slot.tag), op.live.eq(slot.live), op.write.eq(slot.write),
+                            op.done.eq(slot.done), op.failed.eq(slot.failed),
+                            op.addr.eq(slot.addr + L - slot.first),
+                        ]
+        with m.Else():
+            for piece, t in zip(pieces, take, strict=True):
+                with m.If(t):
+                    m.d.sync += piece.pending.eq(0)
+
+        # -- S2: write the pieces that fit, in order -------------------------------------------
+        # A piece goes when all before it have gone and it needs no bank (nor the event
+        # port) that they use this cycle.
+        used, event_used, go = Const(0, L), Const(0), Const(1)
+        for j, (piece, t) in enumerate(zip(pieces, take, strict=True)):
+            clash = (piece.banks & used).any() | (piece.event & event_used)
+            m.d.comb += t.eq(go & piece.pending & ~clash)
+            go_j, used_j, event_used_j = Signal(name=f"go{j}"), Signal(L), Signal()
+            m.d.comb += [
+                go_j.eq(go & (~piece.pending | t)),
+                used_j.eq(used | Mux(t, piece.banks, 0)),
+                event_used_j.eq(event_used | (t & piece.event)),
+            ]
+            go, used, event_used = go_j, used_j, event_used_j
+        m.d.comb += s2_free.eq(go)
+
+        for b, port in enumerate(self.write):
+            lane = Signal(lb, name=f"lane{b}")          # the lane bank b takes its DWORD from
+            for piece, t in zip(pieces, take, strict=True):
+                with m.If(t & piece.banks[b]):
+                    m.d.comb += [
+                        port.en.eq(1), port.row.eq(piece.row + (b < piece.bank)),
+                        lane.eq(b - piece.rot),
+                    ]
+            m.d.comb += port.data.eq(s2_data.word_select(lane, 32))
+        for piece, t in zip(pieces, take, strict=True):
+            with m.If(t & piece.event):
+                m.d.comb += [
+                    self.event.valid.eq(1), self.event.tag.eq(piece.tag),
+                    self.event.done.eq(piece.done), self.event.failed.eq(piece.failed),
+                ]
+        return m

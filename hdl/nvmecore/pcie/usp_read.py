@@ -1,0 +1,264 @@
+"""UltraScale+ read engine: the core's DMA reads as memory read TLPs, their completions
+back in request order.
+
+A :class:`DmaReadRequest` from the core becomes one memory read TLP on ``tlp`` (the RQ
+formatter builds the beats); the adapter never splits [DESIGN.md §2]. A request that is
+not DWORD-aligned, not a whole number of DWORDs, empty, longer than max read request size
+[PCIe 4.0 §2.2.7] or crossing a 4 KiB boundary [PCIe 4.0 §2.2.7] is not sent; it still
+returns its beats, all with ``error``.
+
+Per request, in issue order, a table entry indexed by the PCIe tag holds what delivery
+needs (core tag, beats, issue time) and where its data goes (first ring row, length).
+Tags are handed out round-robin, modulo 32 or, with extended tags [PCIe 4.0 §7.5.3.4],
+modulo ``tags_max``; data leaves in request order, so the outstanding tags always form one
+window ``[oldest, next)`` and the table is a FIFO over it. A request that is not sent takes
+a tag slot too (never used on the link), so that order is kept in one place.
+
+Before a read is sent it reserves, until its data has been delivered:
+
+- completion headers: the 64-byte read completion boundary (RCB) blocks it spans, since
+  a completer may split it at every RCB [PCIe 4.0 §2.3.1.1], at most ``cpl_headers``;
+- ring space: its beats in a ring of ``cpl_bytes``, beat-aligned, so that delivery reads
+  whole beats. The ring is one memory per DWORD lane, so the parser
+  (:class:`~.usp_rc.UspRcParser`) can write a completion at any DWORD offset in one cycle.
+
+A request is complete when its last completion (``request_done``) has been written, or
+when it is the oldest and more than ``completion_timeout`` cycles have passed since it was
+sent (only the oldest needs a timer: delivery is in issue order; the time is kept modulo
+2^(bits of the time-out + 1), so a request kept from being the oldest by backpressure for
+longer than that may time out late, never early). Then its beats go out, one a cycle,
+with ``error`` if any completion failed or it timed out. A timed-out tag is not
+outstanding any more: late completions for it are dropped (``unexpected``), and
+round-robin reaches it again only after a full turn.
+
+Extended tags changing while reads are outstanding: new reads wait until all have been
+delivered, then tags restart at 0 under the new limit.
+"""
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from ..bus import DmaReadBeat
+from ..layouts import DmaReadRequest
+from .usp_layouts import USP_WIDTHS, Axis, RqRead
+from .usp_rc import UspRcParser
+
+__all__ = ["UspReadEngine"]
+
+RCB = 64                    # read completion boundary of a root complex [PCIe 4.0 §2.3.1.1]
+MAX_READ = 4096             # largest read request size [PCIe 4.0 §7.5.3.4]
+
+
+class UspReadEngine(wiring.Component):
+    def __init__(self, width, completion_timeout, *, tags_max=256, cpl_headers=128,
+                 cpl_bytes=32768):
+        if width not in USP_WIDTHS:
+            raise ValueError(f"width must be one of {USP_WIDTHS}")
+        if tags_max not in (8, 16, 32, 64, 128, 256):
+            raise ValueError("tags_max must be a power of two from 8 to 256")
+        beat_bytes = width // 8
+        if cpl_bytes < MAX_READ or cpl_bytes & (cpl_bytes - 1):
+            raise ValueError("cpl_bytes must be a power of two of at least 4096")
+        if cpl_headers < MAX_READ // RCB + 1:
+            raise ValueError(f"cpl_headers must be at least {MAX_READ // RCB + 1}")
+        if completion_timeout < 1:
+            raise ValueError("completion_timeout must be at least 1 cycle")
+        self._width = width
+        self._timeout = completion_timeout
+        self._tags_max = tags_max
+        self._cpl_headers = cpl_headers
+        self._ring_rows = cpl_bytes // beat_bytes
+        super().__init__({
+            "req":  In(stream.Signature(DmaReadRequest)),
+            "tlp":  Out(stream.Signature(RqRead)),
+            "rc":   In(Axis("rc", width)),
+            "data": Out(stream.Signature(DmaReadBeat(width))),
+            "ext_tag_enable":        In(1),
+            "max_read_request_size": In(3),
+            "idle":       Out(1),
+            "unexpected": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        width, tags_max, ring_rows = self._width, self._tags_max, self._ring_rows
+        lanes = width // 32
+        beat_log = exact_log2(width // 8)
+        row_bits = exact_log2(ring_rows)
+        beat_bits = ((8191 >> beat_log) + 1).bit_length()   # beats of any 13-bit length
+        time_bits = self._timeout.bit_length() + 1
+
+        # -- Tag window and reservations --------------------------------------------------
+        ext = Signal()                          # extended tags in force for the window
+        mask = Signal(8)                        # tag modulus − 1
+        m.d.comb += mask.eq(Mux(ext, tags_max - 1, min(32, tags_max) - 1))
+        next_tag = Signal(8)                    # tag of the next request
+        deliver = Signal(8)                     # tag of the request being delivered
+        oldest = Signal(8)                      # oldest tag not yet released
+        count = Signal(9)                       # requests in [oldest, next)
+        todo = Signal(9)                        # requests in [deliver, next)
+        rows_used = Signal(row_bits + 1)
+        hdrs_used = Signal(range(self._cpl_headers + 1))
+        wr_row = Signal(row_bits)               # ring allocation pointer
+        rd_row = Signal(row_bits)               # ring delivery pointer
+        done = Signal(tags_max)                 # request complete (data in, failed or timed out)
+        failed = Signal(tags_max)
+        now = Signal(time_bits)
+        m.d.sync += now.eq(now + 1)
+
+        req_entry = data.StructLayout({
+            "core_tag": 8, "beats": beat_bits, "bad": 1, "hdrs": 7, "issued": time_bits})
+        rc_entry = data.StructLayout({"row": row_bits, "dwords": 11})
+        m.submodules.req_table = req_table = memory.Memory(
+            shape=req_entry, depth=tags_max, init=[])
+        m.submodules.rc_table = rc_table = memory.Memory(
+            shape=rc_entry, depth=tags_max, init=[])
+        req_wr, rc_wr = req_table.write_port(), rc_table.write_port()
+        cur_rd = req_table.read_port(domain="comb")
+
+        # -- Request checks, registered ---------------------------------------------------
+        r_valid = Signal()
+        r = Signal(data.StructLayout({
+            "addr": 64, "dwords": 11, "core_tag": 8, "bad": 1, "beats": beat_bits, "hdrs": 7}))
+        p = self.req.payload
+        mrrs = Mux(self.max_read_request_size > 5, 5, self.max_read_request_size)
+        bad = ((p.addr[:2] != 0) | (p.length[:2] != 0) | (p.length == 0) |
+               (p.length > (Const(128, 13) << mrrs)) |              # [PCIe 4.0 §7.5.3.4]
+               (p.addr[:12] + p.length > 4096))                     # [PCIe 4.0 §2.2.7]
+        issue = Signal()
+        m.d.comb += self.req.ready.eq(~r_valid | issue)
+        with m.If(self.req.ready):
+            m.d.sync += r_valid.eq(self.req.valid)
+            m.d.sync += [
+                r.addr.eq(p.addr), r.dwords.eq(p.length[2:]), r.core_tag.eq(p.tag),
+                r.bad.eq(bad),
+                r.beats.eq(Mux(p.length == 0, 1, (p.length + (1 << beat_log) - 1) >> beat_log)),
+                r.hdrs.eq((p.addr[:6] + p.length + RCB - 1) >> 6),
+            ]
+
+        # -- Issue ------------------------------------------------------------------------
+        slot_ok = (count <= mask) & (ext == self.ext_tag_enable)
+        room_ok = ((rows_used + r.beats <= ring_rows) &
+                   (hdrs_used + r.hdrs <= self._cpl_headers))
+        offered = Signal()                      # tlp.valid held until taken (stream rules)
+        m.d.comb += [
+            self.tlp.valid.eq(r_valid & ~r.bad & ((slot_ok & room_ok) | offered)),
+            self.tlp.payload.addr.eq(r.addr),
+            self.tlp.payload.dwords.eq(r.dwords),
+            self.tlp.payload.tag.eq(next_tag),
+            issue.eq((self.tlp.valid & self.tlp.ready) | (r_valid & r.bad & slot_ok)),
+        ]
+        m.d.sync += offered.eq(self.tlp.valid & ~self.tlp.ready)
+        m.d.comb += [
+            req_wr.en.eq(issue), req_wr.addr.eq(next_tag),
+            req_wr.data.core_tag.eq(r.core_tag), req_wr.data.beats.eq(r.beats),
+            req_wr.data.bad.eq(r.bad), req_wr.data.hdrs.eq(r.hdrs), req_wr.data.issued.eq(now),
+            rc_wr.en.eq(issue), rc_wr.addr.eq(next_tag),
+            rc_wr.data.row.eq(wr_row), rc_wr.data.dwords.eq(r.dwords),
+        ]
+        take_room = issue & ~r.bad
+        with m.If(issue):
+            m.d.sync += next_tag.eq((next_tag + 1) & mask)
+            with m.If(~r.bad):
+                m.d.sync += wr_row.eq(wr_row + r.beats)
+        with m.If((count == 0) & (ext != self.ext_tag_enable) & ~offered):
+            m.d.sync += [ext.eq(self.ext_tag_enable), next_tag.eq(0), deliver.eq(0),
+                         oldest.eq(0)]
+
+        # -- Reorder ring: one memory per DWORD lane ---------------------------------------
+        m.submodules.parser = parser = UspRcParser(width, ring_rows)
+        wiring.connect(m, wiring.flipped(self.rc), parser.rc)
+        m.d.comb += self.unexpected.eq(parser.unexpected)
+        advance = Signal()                      # the output register takes a new beat
+        ring_data = []
+        for b in range(lanes):
+            bank = memory.Memory(shape=32, depth=ring_rows, init=[])
+            m.submodules[f"ring{b}"] = bank
+            wr, rd = bank.write_port(), bank.read_port()
+            port = parser.write[b]
+            m.d.comb += [wr.en.eq(port.en), wr.addr.eq(port.row), wr.data.eq(port.data),
+                         rd.en.eq(advance), rd.addr.eq(rd_row)]
+            ring_data.append(rd.data)
+
+        # The parser's questions, one per TLP that may start in a beat: a tag is outstanding
+        # while in the window [oldest, next) and not complete.
+        for look in parser.lookup:
+            rc_rd = rc_table.read_port(domain="comb")
+            offset = Signal(8)
+            m.d.comb += [
+                offset.eq(look.tag - oldest),
+                look.live.eq(((look.tag & ~mask) == 0) & ((offset & mask) < count) &
+                             ~done.bit_select(look.tag, 1)),
+                rc_rd.addr.eq(look.tag), look.row.eq(rc_rd.data.row),
+                look.dwords.eq(rc_rd.data.dwords),
+            ]
+
+        # -- Delivery of the oldest request ------------------------------------------------
+        cur = cur_rd.data
+        m.d.comb += cur_rd.addr.eq(deliver)
+        cur_done = done.bit_select(deliver, 1)
+        complete = (todo != 0) & cur_done
+        timeout = Signal()
+        m.d.comb += timeout.eq((todo != 0) & ~cur_done &
+                               ((now - cur.issued)[:time_bits] > self._timeout))
+        beat = Signal(beat_bits)
+        last = beat == cur.beats - 1
+        out_tag, out_last, out_error = Signal(8), Signal(), Signal()
+        out_rows, out_hdrs = Signal(beat_bits), Signal(7)   # released with the last beat
+        m.d.comb += [
+            advance.eq(~self.data.valid | self.data.ready),
+            self.data.payload.data.eq(Cat(ring_data)),
+            self.data.payload.tag.eq(out_tag),
+            self.data.payload.last.eq(out_last),
+            self.data.payload.error.eq(out_error),
+        ]
+        pushed_last = Signal()
+        with m.If(advance):
+            m.d.sync += self.data.valid.eq(complete)
+            with m.If(complete):
+                m.d.sync += [
+                    out_tag.eq(cur.core_tag), out_last.eq(last),
+                    out_error.eq(Mux(beat == 0, failed.bit_select(deliver, 1), out_error)),
+                ]
+                with m.If(~cur.bad):
+                    m.d.sync += rd_row.eq(rd_row + 1)
+                with m.If(last):
+                    m.d.comb += pushed_last.eq(1)
+                    m.d.sync += [
+                        beat.eq(0), deliver.eq((deliver + 1) & mask),
+                        out_rows.eq(Mux(cur.bad, 0, cur.beats)),
+                        out_hdrs.eq(Mux(cur.bad, 0, cur.hdrs)),
+                    ]
+                with m.Else():
+                    m.d.sync += beat.eq(beat + 1)
+        release = self.data.valid & self.data.ready & out_last
+        with m.If(release):
+            m.d.sync += oldest.eq((oldest + 1) & mask)
+
+        m.d.sync += [
+            count.eq(count + issue - release),
+            todo.eq(todo + issue - pushed_last),
+            rows_used.eq(rows_used + Mux(take_room, r.beats, 0) - Mux(release, out_rows, 0)),
+            hdrs_used.eq(hdrs_used + Mux(take_room, r.hdrs, 0) - Mux(release, out_hdrs, 0)),
+        ]
+
+        # -- Per-tag state: cleared when a tag is issued, set by the parser and by time-outs --
+        def onehot(en, tag):
+            sig = Signal(tags_max)
+            m.d.comb += sig.eq(en << tag)
+            return sig
+
+        event = parser.event
+        issued = onehot(issue, next_tag)
+        timed_out = onehot(timeout, deliver)
+        ev = onehot(event.valid, event.tag)
+        m.d.sync += [
+            done.eq((done & ~issued) | Mux(r.bad, issued, 0) | timed_out |
+                    Mux(event.done, ev, 0)),
+            failed.eq((failed & ~issued) | Mux(r.bad, issued, 0) | timed_out |
+                      Mux(event.failed, ev, 0)),
+        ]
+        m.d.comb += self.idle.eq((count == 0) & ~r_valid)
+        return m
