@@ -113,6 +113,11 @@ class UspTop(wiring.Component):
     def __init__(self, config: CoreConfig = CoreConfig(), *, rq_straddle=None):
         if rq_straddle is None:
             rq_straddle = config.data_width == 512
+        try:
+            UspAdapter.check(config, rq_straddle)
+        except ValueError:
+            self._MustUse__silence = True        # refused, not forgotten
+            raise
         self.config = config
         self.rq_straddle = rq_straddle
         self.core = NvmeCore(config)

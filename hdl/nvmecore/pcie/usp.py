@@ -47,12 +47,22 @@ class UspAdapter(wiring.Component):
     """Adapter for one physical function (PF0). ``rq_straddle`` must match the hard IP's
     "RQ straddle" setting (512-bit only)."""
 
-    def __init__(self, config: CoreConfig, *, rq_straddle=False):
+    @staticmethod
+    def check(config: CoreConfig, rq_straddle: bool):
+        """Raise ValueError if the adapter cannot be built for ``config``."""
         width = config.data_width
         if width not in USP_WIDTHS:
             raise ValueError(f"the UltraScale+ adapter runs at {USP_WIDTHS} bits, not {width}")
         if rq_straddle and width != 512:
             raise ValueError("RQ straddling exists only on the 512-bit interface")
+
+    def __init__(self, config: CoreConfig, *, rq_straddle=False):
+        try:
+            self.check(config, rq_straddle)
+        except ValueError:
+            self._MustUse__silence = True
+            raise
+        width = config.data_width
         self.config = config
         self.rq_straddle = rq_straddle
         super().__init__({
