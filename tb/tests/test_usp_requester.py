@@ -73,7 +73,8 @@ def random_write(rng, mps, longest=None):
 
 class Bench:
     """Drivers for ``rd``, ``wr.cmd``, ``wr.data`` and a sink on ``rq`` that parses and
-    checks the AXI-stream rule (a beat once offered stays until taken)."""
+    checks the AXI-stream rule (a beat once offered stays until taken). As the core does
+    (DmaWrite), a write's data is offered only once its command has been taken."""
 
     def __init__(self, width, straddle, *, mps=1, seed=0, ready=1.0, gaps=0.0):
         self.dut = UspRequester(width, straddle=straddle)
@@ -88,6 +89,7 @@ class Bench:
         self.valid_cycles = []              # cycle numbers with tvalid high
         self.cycles = 0
         self.drivers_done = 0
+        self.cmds_taken = 0
 
     def expected(self):
         return ([t for _, t in self.reads], [t for *_, t in self.writes if t is not None],
@@ -120,10 +122,13 @@ class Bench:
         async def drive_cmd(ctx):
             for addr, length, *_ in self.writes:
                 await self.put(ctx, dut.wr.cmd, {"addr": addr, "length": length})
+                self.cmds_taken += 1
             self.drivers_done += 1
 
         async def drive_data(ctx):
-            for _, length, payload, _ in self.writes:
+            for index, (_, length, payload, _) in enumerate(self.writes):
+                while self.cmds_taken <= index:
+                    await ctx.tick()
                 beats = -(-length // bytes_per_beat)
                 for i in range(beats):
                     chunk = payload[i * bytes_per_beat:(i + 1) * bytes_per_beat]
@@ -248,7 +253,8 @@ def test_round_robin(width, straddle):
     kinds = [t.req_type for t in bench.tlps]
     assert kinds == [ReqType.MEM_READ, ReqType.MEM_WRITE] * 12
     if straddle:
-        assert bench.parser.straddled >= 12
+        # every write but the first (its command is still being buffered in cycle 0)
+        assert bench.parser.straddled >= 11
 
 
 def test_parser_rejects_malformed_beats():

@@ -31,6 +31,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..bus import DmaWrite
+from ..layouts import DmaWriteRequest
 from .usp_layouts import RQ_DESC_DW, USP_WIDTHS, Axis, ReqType, RqDescriptor, RqRead
 
 __all__ = ["UspRequester"]
@@ -63,7 +64,7 @@ class UspRequester(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         W, N = self.width, self.width // 32            # bits and DWORDs per beat
-        rq, rd, cmd, wdata = self.rq, self.rd, self.wr.cmd, self.wr.data
+        rq, rd, wdata = self.rq, self.rd, self.wr.data
 
         def named(name, expr, shape=None):
             """``expr`` as a signal: Amaranth repeats an expression at every use."""
@@ -92,6 +93,17 @@ class UspRequester(wiring.Component):
                 d.tag.eq(r.tag),
             ]
             return d
+
+        # -- Writes: a one-entry command buffer ----------------------------------------------
+        # The core offers a write's data only after its command was taken (DmaWrite), so
+        # the command is taken into `cmd` first and the write starts once data is there.
+        cmd = stream.Signature(DmaWriteRequest).flip().create()     # the buffered command
+        cmd_in = self.wr.cmd
+        m.d.comb += cmd_in.ready.eq(~cmd.valid | cmd.ready)
+        with m.If(cmd_in.valid & cmd_in.ready):
+            m.d.sync += [cmd.payload.eq(cmd_in.payload), cmd.valid.eq(1)]
+        with m.Elif(cmd.ready):
+            m.d.sync += cmd.valid.eq(0)
 
         # -- Writes: rule check on the command at the head ----------------------------------
         w = cmd.payload
@@ -255,5 +267,5 @@ class UspRequester(wiring.Component):
                                         Mux(s0_start, s0_lbe, Mux(s1_valid, s1_lbe, 0)))),
                 ]
 
-        m.d.comb += self.idle.eq(~rq.tvalid & ~rbuf_valid & ~w_active & (drop == 0))
+        m.d.comb += self.idle.eq(~rq.tvalid & ~rbuf_valid & ~cmd.valid & ~w_active & (drop == 0))
         return m
