@@ -67,11 +67,14 @@ TIE_OFFS = {
 }
 
 # AXI4-Stream interfaces: (IP prefix, adapter member, IP direction of tdata, tready width).
+# The hard IP's s_axis_*_tready outputs are 4 identical bits; the top takes one (connect
+# bit 0, or let Vivado truncate), as cocotbext-pcie's model drives a 1-bit tready. Its
+# m_axis_*_tready inputs are 22 bits, all driven with the same value [PG213].
 STREAMS = (
-    ("s_axis_rq", "rq", "in", 4),
+    ("s_axis_rq", "rq", "in", 1),
     ("m_axis_rc", "rc", "out", 22),
     ("m_axis_cq", "cq", "out", 22),
-    ("s_axis_cc", "cc", "in", 4),
+    ("s_axis_cc", "cc", "in", 1),
 )
 
 # cfg_* ports the adapter reads (hard-IP outputs) and drives (hard-IP inputs).
@@ -153,7 +156,7 @@ class UspTop(wiring.Component):
             if data_dir == "in":           # adapter → hard IP
                 for field in ("tdata", "tkeep", "tlast", "tuser", "tvalid"):
                     m.d.comb += getattr(self, f"{prefix}_{field}").eq(getattr(axis, field))
-                m.d.comb += axis.tready.eq(getattr(self, f"{prefix}_tready")[0])
+                m.d.comb += axis.tready.eq(getattr(self, f"{prefix}_tready"))
             else:                          # hard IP → adapter
                 for field in ("tdata", "tkeep", "tlast", "tuser", "tvalid"):
                     m.d.comb += getattr(axis, field).eq(getattr(self, f"{prefix}_{field}"))

@@ -44,7 +44,7 @@ async def bring_up(dut, stress):
         stack.rc.split_on_all_rcb = True
         stack.set_pause(_pauses(1))
     host_t = await stack.enumerate()
-    host = NvmeHost(host_t, poll_us=0.2, command_timeout_us=2000)
+    host = NvmeHost(host_t, poll_us=0.2, command_timeout_us=200)
     start, tlps = get_sim_time("ns"), dict(stack.link.stats.counts)
 
     pairs = await host.bring_up(io_queues=config.io_queues, queue_entries=16)

@@ -39,14 +39,20 @@ __all__ = ["PcieStack", "PcieTransport", "LinkChecker", "LinkStats"]
 log = logging.getLogger("tb")
 
 NVME_CLASS_CODE = 0x010802            # mass storage / NVM / NVMe [DESIGN.md §10]
-LOW_REGION = (0x0010_0000, 0x7FF0_0000)          # below the root complex's MSI region
-HIGH_REGION = (HostMemory.HIGH_BASE, 1 << 32)     # above 4 GiB
+# The root complex keeps 0..2 GiB for its own pool, its MSI region at 2 GiB and BARs from
+# 3 GiB; host memory for the driver goes between, and above 4 GiB.
+LOW_REGION = (0x9000_0000, 0x3000_0000)
+HIGH_REGION = (HostMemory.HIGH_BASE, 1 << 32)
 HIGH_MSIX_BASE = 0x0002_0000_0000_0000            # MSI-X messages above 4 GiB
 HIGH_MSIX_DATA = 0x4D58_0000
 
 _READS = {TlpType.MEM_READ, TlpType.MEM_READ_64}
 _WRITES = {TlpType.MEM_WRITE, TlpType.MEM_WRITE_64}
 _COMPLETIONS = {TlpType.CPL, TlpType.CPL_DATA}
+
+
+class _LinkMemory(HostMemory):
+    LOW_BASE = LOW_REGION[0]
 
 
 class _HostRegion(Region):
@@ -201,8 +207,8 @@ class PcieStack:
         self.rc = RootComplex()
         self.rc.max_payload_size = max_payload_size
         self.rc.max_read_request_size = max_read_request_size
-        self.memory = HostMemory(max_payload_size=max_payload_size,
-                                 max_read_request_size=max_read_request_size)
+        self.memory = _LinkMemory(max_payload_size=max_payload_size,
+                                  max_read_request_size=max_read_request_size)
         # Inputs of the DUT that the hard-IP model leaves undriven.
         dut.cfg_flr_in_process.value = 0
         dut.device_id.value = 0x0123_4567_89AB_CDEF
