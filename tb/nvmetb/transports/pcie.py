@@ -12,7 +12,7 @@ vector.
 :class:`LinkChecker` watches every TLP the device sends and every completion it gets:
 no request crosses 4 KiB, none exceeds max payload size or max read request size, a read
 tag is never reused while outstanding (and is < 32 without extended tags), and every
-interrupt message follows, on the link, a CQ entry write for a CQ of its vector.
+interrupt message follows, on the link, the CQ entry write it announces.
 
 :class:`PcieTransport` is the :class:`~nvmetb.host.transport.Transport`: BAR0 through
 memory TLPs, configuration through configuration TLPs, interrupts as the messages that
@@ -179,20 +179,22 @@ class LinkChecker:
             self.sequence.append(("cqe", addr))
 
     def check_interrupt_order(self, cq_vectors):
-        """Every MSI-X message must follow a CQ entry write to a CQ of its vector, sent
-        after that vector's previous message. ``cq_vectors``: [(base, end, vector)]."""
-        pending = {}
+        """Every MSI-X message announces at least one CQ entry of its vector that is
+        already on the link ahead of it: at any point, a vector has had no more messages
+        than CQ entries written. ``cq_vectors``: [(base, end, vector)]."""
+        entries, messages = {}, {}
         for item in self.sequence:
             if item[0] == "cqe":
                 for base, end, vector in cq_vectors:
                     if base <= item[1] < end:
-                        pending[vector] = pending.get(vector, 0) + 1
+                        entries[vector] = entries.get(vector, 0) + 1
             else:
                 vector = self.stack.transport.msix_vector_of(item[1], item[2])
-                if not pending.get(vector):
+                messages[vector] = messages.get(vector, 0) + 1
+                if messages[vector] > entries.get(vector, 0):
                     self.violations.append(
-                        f"MSI-X message for vector {vector} with no CQ entry before it")
-                pending[vector] = 0
+                        f"MSI-X message {messages[vector]} for vector {vector} with only "
+                        f"{entries.get(vector, 0)} CQ entries before it")
 
 
 class PcieStack:
