@@ -157,7 +157,7 @@ class RqRead(data.Struct):
     """A memory read TLP to issue, from the read engine (which owns tags and the reorder
     buffer) to the requester (which formats RQ beats)."""
     addr:   64      # byte address, DWORD-aligned
-    dwords: 11      # 1 to 1024; 0 stands for 1024, as in the descriptor
+    dwords: 11      # 1 to 1024 (0 is also taken as 1024; the descriptor carries 0x400)
     tag:    8
 
 

@@ -1,0 +1,98 @@
+"""The UltraScale+ adapter's own glue in the Amaranth simulator: configuration state from
+the cfg_* ports to the core, function-level reset and its answer, the Device Control poll
+through cfg_mgmt, INTx. (The three engines have their own tests; the whole adapter runs
+on the Verilog in test_usp_rtl.py and test_pcie_rtl.py.)"""
+
+import pytest
+from amaranth.sim import Simulator
+
+from nvmecore import CoreConfig
+from nvmecore.pcie.usp import DEVCTL_DWORD, DEVCTL_POLL_CYCLES, FLR_DONE_DELAY, UspAdapter
+
+pytestmark = pytest.mark.quick
+
+
+def simulate(dut, testbench):
+    sim = Simulator(dut)
+    sim.add_clock(4e-9)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def test_configuration_reaches_the_core():
+    dut = UspAdapter(CoreConfig(io_queues=2))
+
+    async def bench(ctx):
+        for status, enable, mask, mps, mrrs in ((0x7, 1, 0, 1, 2), (0x3, 0, 1, 3, 5),
+                                                (0x4, 1, 1, 0, 0)):
+            ctx.set(dut.cfg_function_status, status)
+            ctx.set(dut.cfg_interrupt_msix_enable, enable)
+            ctx.set(dut.cfg_interrupt_msix_mask, mask)
+            ctx.set(dut.cfg_max_payload, mps)
+            ctx.set(dut.cfg_max_read_req, mrrs)
+            await ctx.tick()
+            cfg = dut.core_cfg
+            assert ctx.get(cfg.bus_master_enable) == status >> 2 & 1     # bit 2: BME
+            assert ctx.get(cfg.msix_enable) == enable
+            assert ctx.get(cfg.msix_function_mask) == mask
+            assert ctx.get(cfg.max_payload_size) == mps
+            assert ctx.get(cfg.max_read_request_size) == mrrs
+        for level in (1, 0, 1):
+            ctx.set(dut.intx, level)
+            await ctx.delay(1e-9)
+            assert ctx.get(dut.cfg_interrupt_int) == level
+            assert ctx.get(dut.cfg_interrupt_pending) == level
+
+    simulate(dut, bench)
+
+
+def test_function_level_reset_is_answered_once():
+    dut = UspAdapter(CoreConfig(io_queues=2))
+
+    async def bench(ctx):
+        for _ in range(2):                       # two FLRs in a row
+            await ctx.tick().repeat(5)
+            ctx.set(dut.cfg_flr_in_process, 1)
+            done_at = []
+            for cycle in range(3 * FLR_DONE_DELAY):
+                await ctx.delay(1e-9)
+                assert ctx.get(dut.core_cfg.flr) == 1      # the core is held in reset
+                if ctx.get(dut.cfg_flr_done) & 1:
+                    done_at.append(cycle)
+                await ctx.tick()
+            assert done_at == [FLR_DONE_DELAY - 1], done_at
+            ctx.set(dut.cfg_flr_in_process, 0)           # the hard IP ends the FLR
+            await ctx.tick()
+            assert ctx.get(dut.core_cfg.flr) == 0
+            assert ctx.get(dut.cfg_flr_done) == 0
+
+    simulate(dut, bench)
+
+
+def test_device_control_is_polled_through_cfg_mgmt():
+    dut = UspAdapter(CoreConfig(io_queues=2))
+
+    async def bench(ctx):
+        reads = []
+        cycle = 0
+        while len(reads) < 3:
+            await ctx.delay(1e-9)
+            if ctx.get(dut.cfg_mgmt_read):
+                assert ctx.get(dut.cfg_mgmt_addr) == DEVCTL_DWORD     # PCIe cap + 8, DWORDs
+                reads.append(cycle)
+                # The hard IP answers three cycles later (as cocotbext-pcie's model does).
+                await ctx.tick().repeat(3)
+                ctx.set(dut.cfg_mgmt_read_data, 1 << 8)
+                ctx.set(dut.cfg_mgmt_read_write_done, 1)
+                await ctx.tick()
+                cycle += 4
+                ctx.set(dut.cfg_mgmt_read_write_done, 0)
+                await ctx.delay(1e-9)
+                assert ctx.get(dut.cfg_mgmt_read) == 0      # one read per poll
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 4 * DEVCTL_POLL_CYCLES, "Device Control is not polled"
+        gaps = [b - a for a, b in zip(reads, reads[1:], strict=False)]
+        assert all(DEVCTL_POLL_CYCLES <= g <= DEVCTL_POLL_CYCLES + 8 for g in gaps), gaps
+
+    simulate(dut, bench)
