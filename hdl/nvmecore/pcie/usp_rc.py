@@ -178,8 +178,7 @@ class UspRcParser(wiring.Component):
                 lanes, rot, banks = Signal(L, name=f"lanes{j}"), Signal(lb), Signal(L)
                 event = slot.active & slot.ends & slot.live
                 m.d.comb += [
-                    lanes.eq(Cat(slot.active & slot.write & (slot.first <= i) &
-                                 (i <= slot.last) for i in range(L))),
+                    lanes.eq(Cat(_lane_in(slot, i, L) for i in range(L))),
                     rot.eq(slot.addr[:lb] - slot.first),             # lane + rot = bank
                     banks.eq((Cat(lanes, lanes) << rot)[L:]),
                 ]
@@ -229,7 +228,10 @@ class UspRcParser(wiring.Component):
             for piece, t in zip(pieces, take, strict=True):
                 with m.If(t & piece.banks[b]):
                     m.d.comb += [
-                        port.en.eq(1), port.row.eq(piece.row + (b < piece.bank)),
+                        # a bank below the piece's first one takes the next row (no bank
+                        # is below bank L - 1's lowest: no constant comparison for lint)
+                        port.en.eq(1),
+                        port.row.eq(piece.row + (b < piece.bank) if b < L - 1 else piece.row),
                         lane.eq(b - piece.rot),
                     ]
             m.d.comb += port.data.eq(s2_data.word_select(lane, 32))
@@ -240,3 +242,14 @@ class UspRcParser(wiring.Component):
                     self.event.done.eq(piece.done), self.event.failed.eq(piece.failed),
                 ]
         return m
+
+
+def _lane_in(slot, i, lanes):
+    """Lane ``i`` carries payload of ``slot``: first <= i <= last, without the comparisons
+    that are constant at the ends (lint)."""
+    term = slot.active & slot.write
+    if i < lanes - 1:                   # first <= lanes - 1 always holds
+        term = term & (slot.first <= i)
+    if i > 0:                           # 0 <= last always holds
+        term = term & (i <= slot.last)
+    return term
