@@ -15,10 +15,12 @@ import random
 from pathlib import Path
 
 import cocotb
+from cocotb.handle import Force, Release
+from cocotb.triggers import ClockCycles
 from cocotb.utils import get_sim_time
 
 from nvmecore.admin_layouts import Cns, FeatureId
-from nvmecore.layouts import AdminOpcode, GenericStatus, LogPage, NvmOpcode
+from nvmecore.layouts import MSIX_TABLE_BASE, AdminOpcode, GenericStatus, LogPage, NvmOpcode, Reg
 from nvmecore.nvme.identify import identify_controller
 from nvmetb.host import NvmeHost, Status
 from nvmetb.host.driver import build_sqe
@@ -104,5 +106,31 @@ async def bring_up(dut, stress):
         stats = stack.link.stats.counts
         assert stats["completion (of a DMA read)"] > stats["memory read"], \
             "no read was answered in several completions"
+    assert not stack.link.violations, "\n".join(stack.link.violations)
+    stack.memory.check()
+
+
+@cocotb.test()
+async def link_down(dut):
+    """Link down is a full reset (DESIGN.md §11): registers and the MSI-X table go back to
+    their reset values, and the driver brings the controller up again from scratch."""
+    config = config_from_env()
+    stack = PcieStack(dut, config)
+    host_t = await stack.enumerate()
+    host = NvmeHost(host_t, poll_us=0.2, command_timeout_us=200)
+    await host.bring_up(io_queues=2, queue_entries=16)
+    assert await host_t.mmio_read(Reg.CSTS) & 1, "controller not ready"
+
+    dut.user_lnk_up.value = Force(0)
+    await ClockCycles(dut.user_clk, 8)
+    dut.user_lnk_up.value = Release()
+    await ClockCycles(dut.user_clk, config.msix_vectors + 16)     # MSI-X table sweep
+
+    assert await host_t.mmio_read(Reg.CSTS) == 0, "CSTS after link down"
+    assert await host_t.mmio_read(Reg.CC) == 0, "CC after link down"
+    assert await host_t.mmio_read(MSIX_TABLE_BASE + 8) == 0, "MSI-X entry 0 data"
+    assert await host_t.mmio_read(MSIX_TABLE_BASE + 12) == 1, "MSI-X entry 0 not masked"
+    pairs = await host.bring_up(io_queues=2, queue_entries=16)
+    assert pairs == 2
     assert not stack.link.violations, "\n".join(stack.link.violations)
     stack.memory.check()
