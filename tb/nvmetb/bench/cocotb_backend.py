@@ -3,6 +3,12 @@
 Port names follow Amaranth's flattening (``regs__req__valid``, ...); structured payloads
 are packed and unpacked with the same layouts the gateware uses. Streams are sampled at
 the rising edge, as the RTL sees them.
+
+:class:`CocotbPorts` is what every cocotb backend shares: the clock, the core's test
+ports of a debug build (``dbg_queue``, ``dbg_irq``, ``dbg_doorbell``, ``dbg_event``),
+``temperature`` and the INTx level. :class:`CocotbBackend` adds the core's own register
+bus, DMA write port and ``cfg`` inputs; ``usp_backend.UspBackend`` puts the core behind
+the UltraScale+ adapter instead.
 """
 
 import logging
@@ -24,7 +30,7 @@ from nvmetb.model import DoorbellWrite
 
 from .harness import Backend, CheckedCore, Pattern
 
-__all__ = ["CocotbBackend", "run_scenario"]
+__all__ = ["CocotbPorts", "CocotbBackend", "run_scenario", "run_host_scenario"]
 
 CLOCK_NS = 4          # 250 MHz
 
@@ -44,28 +50,111 @@ class _Stream:
         self.payload = getattr(dut, f"{prefix}__payload")
 
 
-class CocotbBackend(Backend):
-    def __init__(self, dut, config, pattern: Pattern, seed=0):
+class CocotbPorts(Backend):
+    """The clock, the test ports and INTx, for any top that carries the core's debug
+    ports. ``intx_level()`` reads the INTx output of that top (sampled at every rising
+    edge)."""
+
+    def __init__(self, dut, config, pattern: Pattern, seed=0, *, clock):
         super().__init__(config, pattern, seed)
         self.dut = dut
-        self.clk = dut.clk
+        self.clk = clock
         self.log = logging.getLogger("tb")
-        self.req = _Stream(dut, "regs__req")
-        self.resp = _Stream(dut, "regs__resp")
         self.queue_in = _Stream(dut, "dbg_queue")
         self.irq_in = _Stream(dut, "dbg_irq")
         self._intx = False
         self._tasks = []
 
+    def intx_level(self) -> bool:
+        raise NotImplementedError
+
+    def _reset_test_ports(self):
+        """Idle values for the test-port inputs, ``temperature`` and ``device_id``."""
+        for name in ("dbg_queue__valid", "dbg_irq__valid", "device_id"):
+            getattr(self.dut, name).value = 0
+        self.dut.temperature.value = 313
+
+    def _start_taps(self):
+        """Record doorbells, events and the INTx level from now on."""
+        def on_doorbell(value):
+            p = _unpack(DoorbellUpdate, value)
+            self.doorbells.append(DoorbellWrite(p.qid, bool(p.cq), p.value))
+
+        self._tasks += [
+            cocotb.start_soon(self._tap("dbg_doorbell", on_doorbell)),
+            cocotb.start_soon(self._tap(
+                "dbg_event", lambda v: self.events.append(_unpack(AsyncEvent, v).as_bits()))),
+            cocotb.start_soon(self._intx_monitor()),
+        ]
+
+    def stop(self):
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+
+    async def _tap(self, name, record):
+        """A valid-only tap: one packed port, ``valid`` in bit 0, the payload above."""
+        tap = getattr(self.dut, name)
+        while True:
+            await RisingEdge(self.clk)
+            value = int(tap.value)
+            if value & 1:
+                record(value >> 1)
+
+    async def _intx_monitor(self):
+        while True:
+            await RisingEdge(self.clk)
+            self._intx = self.intx_level()
+
+    async def _push(self, stream, payload):
+        while self.idle():
+            await RisingEdge(self.clk)
+        stream.payload.value = payload
+        stream.valid.value = 1
+        while True:
+            await RisingEdge(self.clk)
+            if stream.ready.value == 1:
+                break
+        stream.valid.value = 0
+
+    async def queue(self, qid, cq, size):
+        await self._push(self.queue_in, _pack(QueueSizeUpdate, {
+            "qid": qid, "cq": int(cq), "valid": int(size is not None), "size": size or 0}))
+
+    async def irq(self, vector, deassert):
+        await self._push(self.irq_in, _pack(IrqRequest, {"vector": vector,
+                                                        "deassert": int(deassert)}))
+
+    async def set_temperature(self, kelvin):
+        self.dut.temperature.value = kelvin
+        await RisingEdge(self.clk)
+
+    async def wait(self, cycles):
+        for _ in range(cycles):
+            await RisingEdge(self.clk)
+
+    def intx(self):
+        return self._intx
+
+
+class CocotbBackend(CocotbPorts):
+    """The bare NvmeCore: register bus, DMA write port and ``cfg`` driven directly."""
+
+    def __init__(self, dut, config, pattern: Pattern, seed=0):
+        super().__init__(dut, config, pattern, seed, clock=dut.clk)
+        self.req = _Stream(dut, "regs__req")
+        self.resp = _Stream(dut, "regs__resp")
+
+    def intx_level(self):
+        return self.dut.intx.value == 1
+
     async def start(self):
         dut = self.dut
         Clock(self.clk, CLOCK_NS, unit="ns").start()
-        for name in ("regs__req__valid", "regs__resp__ready", "dbg_queue__valid",
-                     "dbg_irq__valid", "cfg__flr", "cfg__msix_enable",
-                     "cfg__msix_function_mask",
-                     "dma_rd__req__ready", "dma_rd__data__valid", "device_id"):
+        for name in ("regs__req__valid", "regs__resp__ready", "cfg__flr", "cfg__msix_enable",
+                     "cfg__msix_function_mask", "dma_rd__req__ready", "dma_rd__data__valid"):
             getattr(dut, name).value = 0
-        dut.temperature.value = 313
+        self._reset_test_ports()
         dut.cfg__bus_master_enable.value = 1      # enumeration enabled bus mastering
         dut.cfg__max_payload_size.value = 0
         dut.cfg__max_read_request_size.value = 2
@@ -87,25 +176,13 @@ class CocotbBackend(Backend):
                 self.dma_writes.append(self.dma_write_from_beats(addr, length, beats, width))
                 beats.clear()
 
-        def on_doorbell(value):
-            p = _unpack(DoorbellUpdate, value)
-            self.doorbells.append(DoorbellWrite(p.qid, bool(p.cq), p.value))
-
-        self._tasks = [
-            cocotb.start_soon(self._tap(dut, "dbg_doorbell", DoorbellUpdate, on_doorbell)),
-            cocotb.start_soon(self._tap(
-                dut, "dbg_event", AsyncEvent,
-                lambda v: self.events.append(_unpack(AsyncEvent, v).as_bits()))),
+        self._start_taps()
+        self._tasks += [
             cocotb.start_soon(self._monitor(_Stream(dut, "dma_wr__cmd"), on_cmd)),
             cocotb.start_soon(self._monitor(_Stream(dut, "dma_wr__data"), on_data)),
-            cocotb.start_soon(self._intx_monitor()),
         ]
         # Power-on sweep of the MSI-X table.
         await self.wait(self.config.msix_vectors + 4)
-
-    def stop(self):
-        for task in self._tasks:
-            task.cancel()
 
     async def _monitor(self, stream, record):
         stream.ready.value = 1
@@ -114,31 +191,6 @@ class CocotbBackend(Backend):
             if stream.valid.value == 1 and stream.ready.value == 1:
                 record(stream.payload.value)
             stream.ready.value = 0 if self.stall() else 1
-
-    async def _tap(self, dut, name, layout, record):
-        """A valid-only tap: one packed port, ``valid`` in bit 0, the payload above."""
-        tap = getattr(dut, name)
-        while True:
-            await RisingEdge(self.clk)
-            value = int(tap.value)
-            if value & 1:
-                record(value >> 1)
-
-    async def _intx_monitor(self):
-        while True:
-            await RisingEdge(self.clk)
-            self._intx = self.dut.intx.value == 1
-
-    async def _push(self, stream, payload):
-        while self.idle():
-            await RisingEdge(self.clk)
-        stream.payload.value = payload
-        stream.valid.value = 1
-        while True:
-            await RisingEdge(self.clk)
-            if stream.ready.value == 1:
-                break
-        stream.valid.value = 0
 
     async def bus_write(self, addr, be, data_):
         await self._push(self.req, _pack(RegRequest, {"addr": addr, "write": 1, "be": be,
@@ -161,29 +213,10 @@ class CocotbBackend(Backend):
         self.dut.cfg__bus_master_enable.value = int(bus_master_enable)
         await RisingEdge(self.clk)
 
-    async def queue(self, qid, cq, size):
-        await self._push(self.queue_in, _pack(QueueSizeUpdate, {
-            "qid": qid, "cq": int(cq), "valid": int(size is not None), "size": size or 0}))
-
-    async def irq(self, vector, deassert):
-        await self._push(self.irq_in, _pack(IrqRequest, {"vector": vector,
-                                                        "deassert": int(deassert)}))
-
     async def flr(self):
         self.dut.cfg__flr.value = 1
         await RisingEdge(self.clk)
         self.dut.cfg__flr.value = 0
-
-    async def set_temperature(self, kelvin):
-        self.dut.temperature.value = kelvin
-        await RisingEdge(self.clk)
-
-    async def wait(self, cycles):
-        for _ in range(cycles):
-            await RisingEdge(self.clk)
-
-    def intx(self):
-        return self._intx
 
 
 def _unpack_dma_cmd(value):

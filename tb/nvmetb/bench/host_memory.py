@@ -110,10 +110,13 @@ class Violation:
 @dataclass
 class FaultRule:
     """Device reads matching ``match(addr, length)`` fail, ``count`` times (None:
-    always). ``hits`` counts the reads it failed."""
+    always). ``hits`` counts the reads it failed. ``kind`` says how a bus model that can
+    tell failures apart reports it (for PCIe: "ur", "ca", "poisoned", "drop"); None is
+    the model's default."""
     match: Callable[[int, int], bool]
     count: int | None = None
     hits: int = 0
+    kind: str | None = None
 
     @property
     def spent(self):
@@ -151,6 +154,7 @@ class HostMemory:
         self.reads: list[DeviceRead] = []
         self.writes: list[DeviceWrite] = []
         self.msix_messages: list[MsixMessage] = []
+        self.last_fault: FaultRule | None = None
 
     # -- Allocation -----------------------------------------------------------------------
 
@@ -251,10 +255,12 @@ class HostMemory:
 
     # -- Device side ---------------------------------------------------------------------
 
-    def fail_reads(self, match, count=None) -> FaultRule:
+    def fail_reads(self, match, count=None, kind=None) -> FaultRule:
         """Make device reads fail: ``match`` is a predicate ``(addr, length) -> bool``, a
         ``range`` of addresses or a ``(start, stop)`` pair (a read overlapping it fails).
-        ``count`` limits how many reads fail (None: all that match)."""
+        ``count`` limits how many reads fail (None: all that match); ``kind`` is
+        :attr:`FaultRule.kind`. After each :meth:`device_read`, :attr:`last_fault` is
+        the rule that failed it (None if none did)."""
         if isinstance(match, tuple):
             match = range(*match)
         if isinstance(match, range):
@@ -264,7 +270,7 @@ class HostMemory:
             predicate = match
         else:
             raise TypeError(f"fail_reads: {match!r} is not a predicate or address range")
-        rule = FaultRule(predicate, count)
+        rule = FaultRule(predicate, count, kind=kind)
         self._faults.append(rule)
         return rule
 
@@ -307,9 +313,11 @@ class HostMemory:
                 "not inside one allocated buffer"
             self._violation("unmapped", "read", addr, length, where)
             error = True
+        self.last_fault = None
         for rule in self._faults:
             if not rule.spent and rule.match(addr, length):
                 rule.hits += 1
+                self.last_fault = rule
                 error = True
                 break
         data = bytes([POISON_BYTE]) * length if error else self._load(addr, length)

@@ -55,30 +55,38 @@ class BenchTransport(HostMemoryTransport):
         self.mirror = MirrorMemory()
         core.model.memory = self.mirror
         self._io_mark = (0, 0)       # (DMA writes, MSI-X messages) before the last reset
+        self._admin_mark = (0, 0)    # the same, before the last forget_io(admin=True)
 
-    def fail_reads(self, start, stop):
-        """Device reads overlapping [start, stop) fail, for the RTL and the model alike."""
-        self.memory.fail_reads((start, stop))
+    def fail_reads(self, start, stop, kind=None):
+        """Device reads overlapping [start, stop) fail, for the RTL and the model alike;
+        ``kind`` is how the bus reports it (:meth:`HostMemory.fail_reads`)."""
+        self.memory.fail_reads((start, stop), kind=kind)
         self.mirror.failing.append((start, stop))
 
     def clear_faults(self):
         self.memory.clear_faults()
         self.mirror.failing.clear()
 
-    def forget_io(self):
-        """Stop comparing I/O completions and their interrupts so far.
+    def forget_io(self, admin=False):
+        """Stop comparing I/O completions and their interrupts so far; with ``admin``,
+        the admin queue's too.
 
         Around a controller reset in the middle of traffic, which submitted commands the
         controller had fetched is a matter of timing: the model ran them all the moment
         their doorbell rang, the RTL only those fetched before CC.EN went to 0. The driver
-        still checks every entry the RTL wrote (known CID, SQID and SQHD)."""
+        still checks every entry the RTL wrote (known CID, SQID and SQHD). A
+        function-level reset in the middle of admin commands leaves their outcome to
+        timing as well (``admin=True``; call :meth:`compare` before it)."""
         model = self.core.model
         for cqid in list(model.posted):
-            if cqid != 0:
+            if cqid != 0 or admin:
                 model.posted[cqid].clear()
         admin_vector = self.msix_vector_address(0)[0]
-        model.dma_writes[:] = [w for w in model.dma_writes if w.addr == admin_vector]
+        model.dma_writes[:] = [w for w in model.dma_writes
+                               if w.addr == admin_vector and not admin]
         self._io_mark = (len(self.memory.writes), len(self.memory.msix_messages))
+        if admin:
+            self._admin_mark = self._io_mark
 
     # -- Transport ------------------------------------------------------------------------
 
@@ -126,7 +134,7 @@ class BenchTransport(HostMemoryTransport):
             if len(write.data) != CQE_BYTES:
                 continue
             for buffer, cqid in queues.items():
-                if cqid != 0 and index < self._io_mark[0]:
+                if index < (self._io_mark if cqid else self._admin_mark)[0]:
                     continue
                 if buffer.addr <= write.addr < buffer.end:
                     entries.setdefault(cqid, []).append(
@@ -155,7 +163,7 @@ class BenchTransport(HostMemoryTransport):
                                    f"{want[first:first + 16].hex()}")
         admin_vector = self.msix_vector_address(0)[0]
         got = [(m.addr, m.data) for i, m in enumerate(self.memory.msix_messages)
-               if i >= self._io_mark[1] or m.addr == admin_vector]
+               if i >= self._io_mark[1] or m.addr == admin_vector and i >= self._admin_mark[1]]
         want = [(w.addr, int.from_bytes(w.payload, "little")) for w in model.dma_writes]
         # Order across vectors is free; each vector's messages are compared in order.
         for vector in {addr for addr, _ in got} | {addr for addr, _ in want}:
