@@ -32,7 +32,8 @@ from nvmetb.sim import config_from_env
 logging.getLogger("tb").setLevel(logging.INFO)
 
 #: RC answering with every completion split at the RCB, interleaved and straddled.
-STRESS = UspDmaSettings(latency=8, split="rcb", interleave=True, rc_segments=2, seed=5)
+STRESS = UspDmaSettings(latency=8, split="rcb", interleave=True, rc_segments=None,
+                        seed=5)
 
 
 def _seed(name):

@@ -1,33 +1,51 @@
-"""Adapter-level bench on the FPGA top (nvmecore_usp), under Icarus and Verilator: the
-register and host-driver scenarios through the UltraScale+ adapter, and the adapter's own
-scenarios (split, interleaved, straddled and failing completions, completion time-outs,
-non-posted credits, function-level reset, extended tags), all compared with the reference
-model. One 256-bit debug build per simulator, with a short completion time-out."""
+"""Adapter-level bench on the FPGA top (nvmecore_usp): the register and host-driver
+scenarios through the UltraScale+ adapter, and the adapter's own scenarios (split,
+interleaved, straddled and failing completions, completion time-outs, non-posted credits,
+function-level reset, extended tags), all compared with the reference model.
+
+The 256-bit debug build runs every group under Icarus and Verilator; the 512-bit build
+(RQ straddling, RC straddling of four) runs the adapter's own group under Verilator only
+(STYLE.md: 512-bit runs go to Verilator). Both with a short completion time-out.
+"""
 
 import pytest
 
 from nvmecore import CoreConfig
 from nvmecore.cli import USP_TOP_NAME, generate_usp_verilog
-from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
+from nvmetb.sim import CONFIG_ENV, SIMULATORS, build, config_to_env, run, run_dir
 
 #: The default build, plus the test ports; reads with no completion fail after 8 us.
 CONFIG = CoreConfig(debug=True, completion_timeout=2000)
+CONFIGS = {256: CONFIG, 512: CoreConfig(debug=True, completion_timeout=2000, data_width=512)}
 
 #: cocotb tests (in cocotb_usp.py) by name prefix; one simulator run per group.
 GROUPS = ("reg", "host", "usp")
 
 
+def _params():
+    """(width, group, simulator), marked ``icarus`` / ``verilator`` as sim_params() does."""
+    runs = [(256, group, sim) for sim in SIMULATORS for group in GROUPS]
+    runs.append((512, "usp", "verilator"))
+    return [pytest.param(width, group, sim, marks=getattr(pytest.mark, sim),
+                         id=f"{sim}-w{width}-{group}") for width, group, sim in runs]
+
+
 @pytest.fixture(scope="module")
 def verilog():
-    return generate_usp_verilog(CONFIG)
+    cache = {}
+
+    def get(width):
+        if width not in cache:
+            cache[width] = generate_usp_verilog(CONFIGS[width])
+        return cache[width]
+    return get
 
 
-@pytest.mark.parametrize("group", GROUPS)
-@pytest.mark.parametrize("sim", sim_params())
-def test_usp(sim, group, verilog, request):
+@pytest.mark.parametrize(("width", "group", "sim"), _params())
+def test_usp(width, group, sim, verilog, request):
     import cocotb_usp
 
     names = [name for name in dir(cocotb_usp) if name.startswith(f"{group}_")]
-    build_dir = build(sim, verilog, USP_TOP_NAME)
+    build_dir = build(sim, verilog(width), USP_TOP_NAME)
     run(sim, build_dir, USP_TOP_NAME, "cocotb_usp", names, run_dir(request.node.nodeid),
-        env={CONFIG_ENV: config_to_env(CONFIG)})
+        env={CONFIG_ENV: config_to_env(CONFIGS[width])})

@@ -54,6 +54,7 @@ from cocotbext.pcie.xilinx.us.interface import RcSource, RqSink
 from cocotbext.pcie.xilinx.us.tlp import ErrorCode, Tlp_us
 
 from nvmecore.config import CoreConfig
+from nvmecore.pcie.usp_layouts import straddle_segments
 
 from .host_memory import HostMemory, pcie_size_bytes
 
@@ -87,7 +88,8 @@ class UspDmaSettings:
     "rcb" cuts at every 64-byte read completion boundary.
     ``interleave``: the next completion comes from a random ready read (seeded), not the
     oldest.
-    ``rc_segments``: TLPs that may start in one RC beat (1: no straddling; 2 or 4).
+    ``rc_segments``: TLPs that may start in one RC beat (1: no straddling; 2 or 4;
+    None: as many as the width allows, 2 at 256 bits, 4 at 512).
     ``rq_stall``: probability that ``s_axis_rq_tready`` is low in a cycle.
     ``rc_gap``: probability that RC offers no beat in a cycle.
     ``fault``: the answer to a failing read whose rule names no kind.
@@ -95,7 +97,7 @@ class UspDmaSettings:
     latency: int = 1
     split: str = "mps"
     interleave: bool = False
-    rc_segments: int = 1
+    rc_segments: int | None = 1
     rq_stall: float = 0.0
     rc_gap: float = 0.0
     fault: str = "ur"
@@ -106,15 +108,15 @@ class UspDmaSettings:
             raise ValueError("latency must be at least 1 cycle")
         if self.split not in ("mps", "rcb"):
             raise ValueError(f"split={self.split!r}: 'mps' or 'rcb'")
-        if self.rc_segments not in (1, 2, 4):
-            raise ValueError(f"rc_segments={self.rc_segments}: 1, 2 or 4")
+        if self.rc_segments not in (None, 1, 2, 4):
+            raise ValueError(f"rc_segments={self.rc_segments}: None, 1, 2 or 4")
         if self.fault not in FAULT_KINDS:
             raise ValueError(f"fault={self.fault!r}: one of {FAULT_KINDS}")
 
 
 USP_DMA_SETTINGS = {
     "fast": UspDmaSettings(),
-    "busy": UspDmaSettings(latency=40, split="rcb", interleave=True, rc_segments=2,
+    "busy": UspDmaSettings(latency=40, split="rcb", interleave=True, rc_segments=None,
                            rq_stall=0.3, rc_gap=0.3),
 }
 
@@ -157,6 +159,7 @@ class UspDma:
         self.on_write = on_write
         self.function_id = function_id
         self.rng = random.Random(settings.seed)
+        self.rc_segments = settings.rc_segments or straddle_segments("rc", config.data_width)
         self.cycle = 0
         self._pending: list[_Read] = []           # reads with completions to send
         self._outstanding: dict[int, int] = {}    # tag -> bytes, until its last completion
@@ -171,6 +174,7 @@ class UspDma:
         self.interleaved = 0                      # a completion of another tag between two
         self.straddled = 0                        # frames queued behind another one
         self.faults = Counter()
+        self.fault_log = []                       # (kind, addr, length, completions sent)
         self._last_tag = None
 
     # -- Set-up ---------------------------------------------------------------------------
@@ -180,7 +184,7 @@ class UspDma:
         self.rq = RqSink(AxiStreamBus.from_prefix(dut, "s_axis_rq"), self.clk,
                          segments=self.rq_segments)
         self.rc = RcSource(AxiStreamBus.from_prefix(dut, "m_axis_rc"), self.clk,
-                           segments=s.rc_segments)
+                           segments=self.rc_segments)
         self.rq.log.setLevel(logging.WARNING)
         self.rc.log.setLevel(logging.WARNING)
         if s.rq_stall:
@@ -315,6 +319,8 @@ class UspDma:
             kind = "drop"
         read = _Read(tag, tlp.address, length, self.cycle + self.settings.latency - 1)
         self._complete(read, tlp, data, kind)
+        if error:
+            self.fault_log.append((kind, tlp.address, length, len(read.frames)))
         if read.final:
             self._outstanding[tag] = length
         else:
@@ -389,7 +395,7 @@ class UspDma:
 
     def _feed(self):
         """Hand the RC source as many completions as can start in its next beat."""
-        while self.rc.queue_occupancy_frames < self.settings.rc_segments:
+        while self.rc.queue_occupancy_frames < self.rc_segments:
             ready = [r for r in self._pending if r.ready <= self.cycle]
             if not ready:
                 return

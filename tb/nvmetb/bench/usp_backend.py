@@ -526,4 +526,6 @@ async def run_usp_host_scenario(dut, scenario, config, dma="fast", seed=0, *, se
              "credits + reads outstanding", _name(scenario),
              sum(len(v) for v in bench.core.model.posted.values()), len(memory.msix_messages),
              usp_dma.summary(), backend.most_np)
+    for kind, addr, length, sent in usp_dma.fault_log:
+        log.info("  read of %d B at %#x answered %s (%d completions)", length, addr, kind, sent)
     return bench

@@ -191,7 +191,7 @@ async def interleaved_fetches(host, bench):
             expect(await host.wait_completion(qid, cid), G.INVALID_OPCODE, True, "I/O stub")
         cids.clear()
     _check(dma.interleaved > 0, "no completions were interleaved across tags")
-    if dma.settings.rc_segments > 1:
+    if dma.rc_segments > 1:
         _check(dma.straddled > 0, "no completions were straddled")
 
 
