@@ -72,9 +72,11 @@ for _name, _scenario in QUEUE_SCENARIOS.items():
 @cocotb.test()
 @cocotb.parametrize(kind=list(FAULT_KINDS))
 async def usp_fetch_fault(dut, kind):
-    """An SQ fetch answered with UR, CA, poisoned data or nothing (completion time-out)."""
+    """An SQ fetch answered with UR, CA, poisoned data or nothing (completion time-out).
+    Without extended tags, so that round robin soon comes back to a timed-out tag."""
     await run_usp_host_scenario(dut, functools.partial(fetch_fault, kind=kind),
-                                config_from_env(), settings=STRESS, seed=_seed(kind))
+                                config_from_env(), settings=STRESS, seed=_seed(kind),
+                                ext_tag=False)
 
 
 @cocotb.test()

@@ -172,6 +172,12 @@ async def fetch_fault(host, bench, kind):
     bench.forget_io()
     await host.bring_up(io_queues=1, queue_entries=8)
     expect(await host.get_features(0x07, check=False), G.SUCCESS, False, "after recovery")
+    if kind == "drop":
+        # Round robin comes back to the tags that never got their completions: the RQ
+        # checker fails a reuse before the time-out.
+        first = dma.reads
+        while dma.reads - first <= SHORT_TAGS:
+            await host.get_features(0x07, check=False)
 
 
 async def interleaved_fetches(host, bench):
