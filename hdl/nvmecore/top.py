@@ -163,14 +163,14 @@ class UspTop(wiring.Component):
                 ready = getattr(self, f"{prefix}_tready")
                 m.d.comb += ready.eq(axis.tready.replicate(len(ready)))
 
-        # Configuration.
-        for name in ("cfg_max_payload", "cfg_max_read_req", "cfg_function_status",
-                     "cfg_interrupt_msix_enable", "cfg_interrupt_msix_mask",
-                     "cfg_flr_in_process", "cfg_mgmt_read_data", "cfg_mgmt_read_write_done"):
-            m.d.comb += getattr(adapter, name).eq(getattr(self, name))
-        for name in ("pcie_cq_np_req", "cfg_flr_done", "cfg_interrupt_int",
-                     "cfg_interrupt_pending", "cfg_mgmt_addr", "cfg_mgmt_read"):
-            m.d.comb += getattr(self, name).eq(getattr(adapter, name))
+        # Configuration: the adapter's ports of the same name (the rest are used below or
+        # unused).
+        for name in CFG_FROM_IP:
+            if name in adapter.signature.members:
+                m.d.comb += getattr(adapter, name).eq(getattr(self, name))
+        for name in CFG_TO_IP:
+            if name in adapter.signature.members:
+                m.d.comb += getattr(self, name).eq(getattr(adapter, name))
         m.d.comb += [
             self.cfg_dsn.eq(self.device_id),           # Device Serial Number capability
             # One power state: acknowledge every change at once [PG213].

@@ -31,6 +31,7 @@ from cocotbext.pcie.core.tlp import CplStatus, TlpType
 from cocotbext.pcie.xilinx.us import UltraScalePlusPcieDevice
 
 from nvmecore.layouts import BAR0_SIZE, MSIX_PBA_BASE, MSIX_TABLE_BASE
+from nvmecore.top import usp_ports
 from nvmetb.bench.host_memory import HostMemory, pcie_size_bytes
 from nvmetb.host.transport import HostMemoryTransport
 
@@ -215,7 +216,10 @@ class PcieStack:
         dut.cfg_flr_in_process.value = 0
         dut.device_id.value = 0x0123_4567_89AB_CDEF
         dut.temperature.value = 313
-        ports = {name: getattr(dut, name) for name in _MODEL_PORTS if hasattr(dut, name)}
+        # The top's sideband ports go to the model's arguments of the same name (PG213's);
+        # the four streams go as buses.
+        ports = {name: getattr(dut, name) for name in usp_ports(width)
+                 if not name.startswith(("s_axis_", "m_axis_"))}
         self.dev = UltraScalePlusPcieDevice(
             pcie_generation=3 if width == 256 else 4,
             pcie_link_width=8,
@@ -361,29 +365,3 @@ class PcieTransport(HostMemoryTransport):
 
     async def wait(self, us):
         await Timer(max(self.CLOCK_NS, int(us * 1000)), "ns")
-
-
-# Hard-IP model ports the top has (the rest stay unconnected in the model).
-_MODEL_PORTS = (
-    "user_clk", "user_reset", "user_lnk_up",
-    "pcie_cq_np_req", "pcie_cq_np_req_count",
-    "cfg_max_payload", "cfg_max_read_req", "cfg_function_status",
-    "cfg_mgmt_addr", "cfg_mgmt_function_number", "cfg_mgmt_write", "cfg_mgmt_write_data",
-    "cfg_mgmt_byte_enable", "cfg_mgmt_read", "cfg_mgmt_read_data",
-    "cfg_mgmt_read_write_done", "cfg_mgmt_debug_access",
-    "cfg_fc_sel", "cfg_msg_transmit", "cfg_msg_transmit_type", "cfg_msg_transmit_data",
-    "cfg_config_space_enable", "cfg_dsn", "cfg_power_state_change_ack",
-    "cfg_power_state_change_interrupt", "cfg_err_cor_in", "cfg_err_uncor_in",
-    "cfg_flr_in_process", "cfg_flr_done", "cfg_vf_flr_func_num", "cfg_vf_flr_done",
-    "cfg_link_training_enable", "cfg_hot_reset_in", "cfg_req_pm_transition_l23_ready",
-    "cfg_pm_aspm_l1_entry_reject", "cfg_pm_aspm_tx_l0s_entry_disable",
-    "cfg_ds_port_number", "cfg_ds_bus_number", "cfg_ds_device_number",
-    "cfg_interrupt_int", "cfg_interrupt_pending", "cfg_interrupt_sent",
-    "cfg_interrupt_msi_select", "cfg_interrupt_msi_int",
-    "cfg_interrupt_msi_pending_status", "cfg_interrupt_msi_pending_status_data_enable",
-    "cfg_interrupt_msi_pending_status_function_num", "cfg_interrupt_msi_attr",
-    "cfg_interrupt_msi_tph_present", "cfg_interrupt_msi_tph_type",
-    "cfg_interrupt_msi_tph_st_tag", "cfg_interrupt_msi_function_number",
-    "cfg_interrupt_msix_enable", "cfg_interrupt_msix_mask", "cfg_interrupt_msix_address",
-    "cfg_interrupt_msix_data", "cfg_interrupt_msix_int", "cfg_interrupt_msix_vec_pending",
-)
