@@ -1,12 +1,12 @@
 """cocotb tests for the core-level bench: one test per scenario in
-``nvmetb.bench.scenarios``, each run at full speed and with idle cycles and backpressure.
+``nvmetb.scenarios.registers``, each run at full speed and with idle cycles and backpressure.
 Run through pytest (``test_core_rtl.py``), which builds the Verilog and picks the test."""
 
 import cocotb
 
 from nvmetb.bench.cocotb_backend import run_scenario
 from nvmetb.bench.harness import PATTERNS
-from nvmetb.bench.scenarios import SCENARIOS
+from nvmetb.scenarios.registers import SCENARIOS
 from nvmetb.sim import config_from_env
 
 

@@ -1,12 +1,12 @@
 """cocotb tests for the queue engine and admin command set: one test per scenario in
-``nvmetb.bench.queue_scenarios``, with fast and busy host memory. Run through pytest
+``nvmetb.scenarios.queues``, with fast and busy host memory. Run through pytest
 (``test_queues_rtl.py``)."""
 
 import cocotb
 
 from nvmetb.bench.cocotb_backend import run_host_scenario
-from nvmetb.bench.host_memory import DMA_SETTINGS
-from nvmetb.bench.queue_scenarios import QUEUE_SCENARIOS
+from nvmetb.dma.behaviour import DMA_SETTINGS
+from nvmetb.scenarios.queues import QUEUE_SCENARIOS
 from nvmetb.sim import config_from_env
 
 

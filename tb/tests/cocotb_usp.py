@@ -1,12 +1,13 @@
 """cocotb tests for the adapter-level bench: the FPGA top (``UspTop``) driven on the hard
-IP's own interfaces by ``nvmetb.bench.usp_backend`` and ``dma_usp``, the reference model
-in lock step. Run through pytest (``test_usp_rtl.py``), which builds the Verilog and picks
-a group of tests by name prefix:
+IP's own interfaces by ``nvmetb.bench.usp_backend`` and ``nvmetb.dma.usp_ports``, the
+reference model in lock step. Run through pytest (``test_usp_rtl.py``), which builds the
+Verilog and picks a group of tests by name prefix:
 
-- ``reg_*``: every register scenario (``scenarios.SCENARIOS``), fast and busy;
-- ``host_*``: every host-driver scenario (``queue_scenarios.QUEUE_SCENARIOS``) with fast
-  and busy host memory behind RQ / RC;
-- ``usp_*``: the adapter's own scenarios (``usp_scenarios``).
+- ``reg_*``: every register scenario (``nvmetb.scenarios.registers.SCENARIOS``), fast and
+  busy;
+- ``host_*``: every host-driver scenario (``nvmetb.scenarios.queues.QUEUE_SCENARIOS``) with
+  fast and busy host memory behind RQ / RC;
+- ``usp_*``: the adapter's own scenarios (``nvmetb.scenarios.usp``).
 """
 
 import functools
@@ -14,12 +15,12 @@ import logging
 
 import cocotb
 
-from nvmetb.bench.dma_usp import FAULT_KINDS, USP_DMA_SETTINGS, UspDmaSettings
 from nvmetb.bench.harness import PATTERNS
-from nvmetb.bench.queue_scenarios import QUEUE_SCENARIOS
-from nvmetb.bench.scenarios import SCENARIOS
 from nvmetb.bench.usp_backend import run_usp_host_scenario, run_usp_scenario
-from nvmetb.bench.usp_scenarios import (
+from nvmetb.dma.usp_ports import FAULT_KINDS, USP_DMA_SETTINGS, UspDmaSettings
+from nvmetb.scenarios.queues import QUEUE_SCENARIOS
+from nvmetb.scenarios.registers import SCENARIOS
+from nvmetb.scenarios.usp import (
     REGISTER_SCENARIOS,
     extended_tags,
     fetch_fault,

@@ -7,7 +7,7 @@ import pytest
 from nvmecore import CoreConfig
 from nvmetb.bench.amaranth_backend import run_scenario
 from nvmetb.bench.harness import PATTERNS
-from nvmetb.bench.scenarios import SCENARIOS
+from nvmetb.scenarios.registers import SCENARIOS
 
 pytestmark = pytest.mark.quick
 

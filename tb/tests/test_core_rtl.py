@@ -1,11 +1,11 @@
 """Core-level bench on the generated Verilog, under Icarus and Verilator: every scenario
-of nvmetb.bench.scenarios, compared with the reference model."""
+of nvmetb.scenarios.registers, compared with the reference model."""
 
 import pytest
 
 from nvmecore import CoreConfig
 from nvmecore.cli import generate_verilog
-from nvmetb.bench.scenarios import SCENARIOS
+from nvmetb.scenarios.registers import SCENARIOS
 from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
 
 #: The default build, plus the test ports.

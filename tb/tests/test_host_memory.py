@@ -26,18 +26,8 @@ from nvmecore.layouts import (
     ShstState,
     Sqe,
 )
-from nvmetb.bench.dma_amaranth import AmaranthDma
-from nvmetb.bench.host_memory import (
-    DMA_SETTINGS,
-    PAGE_SIZE,
-    POISON_BYTE,
-    DeviceRead,
-    DmaSettings,
-    HostMemory,
-    ReadResponder,
-    StreamRule,
-    WriteSink,
-)
+from nvmetb.dma.amaranth_ports import AmaranthDma
+from nvmetb.dma.behaviour import DMA_SETTINGS, DmaSettings, ReadResponder, StreamRule, WriteSink
 from nvmetb.host import (
     CommandError,
     ControllerTimeout,
@@ -50,6 +40,7 @@ from nvmetb.host import (
     decode_cqe,
 )
 from nvmetb.host.driver import Cns, FeatureId
+from nvmetb.hostmem import PAGE_SIZE, POISON_BYTE, DeviceRead, HostMemory
 
 pytestmark = pytest.mark.quick
 

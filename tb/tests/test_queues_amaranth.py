@@ -6,7 +6,7 @@ import pytest
 
 from nvmecore import CoreConfig
 from nvmetb.bench.amaranth_backend import run_host_scenario
-from nvmetb.bench.queue_scenarios import QUEUE_SCENARIOS
+from nvmetb.scenarios.queues import QUEUE_SCENARIOS
 
 pytestmark = pytest.mark.quick
 

@@ -4,7 +4,7 @@ status path, compared with the reference model. Shares its build with test_core_
 
 import pytest
 
-from nvmetb.bench.queue_scenarios import QUEUE_SCENARIOS
+from nvmetb.scenarios.queues import QUEUE_SCENARIOS
 from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
 from test_core_rtl import CONFIG, verilog  # noqa: F401  (the shared build and fixture)
 

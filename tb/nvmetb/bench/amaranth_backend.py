@@ -174,10 +174,11 @@ def run_scenario(scenario, config: CoreConfig | None = None, pattern: Pattern | 
 def run_host_scenario(scenario, config: CoreConfig, dma="fast", seed=0, vcd=None):
     """Run a queue scenario (``async def scenario(host, bench)``): the host driver on
     the core with host memory behind its DMA ports, the model in lock step."""
+    from nvmetb.dma.amaranth_ports import AmaranthDma
+    from nvmetb.dma.behaviour import DMA_SETTINGS
     from nvmetb.host import NvmeHost
+    from nvmetb.hostmem import HostMemory
 
-    from .dma_amaranth import AmaranthDma
-    from .host_memory import DMA_SETTINGS, HostMemory
     from .transport import BenchTransport
 
     core = NvmeCore(config)

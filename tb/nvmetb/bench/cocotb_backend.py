@@ -243,11 +243,12 @@ async def run_scenario(dut, scenario, config, pattern: Pattern, seed=0):
 async def run_host_scenario(dut, scenario, config, dma="fast", seed=0):
     """A queue scenario (``async def scenario(host, bench)``) on the Verilog: the host
     driver with host memory behind the DMA ports, the model in lock step."""
+    from nvmetb.dma.behaviour import DMA_SETTINGS
+    from nvmetb.dma.cocotb_ports import CocotbDma
     from nvmetb.host import NvmeHost
+    from nvmetb.hostmem import HostMemory
 
-    from .dma_cocotb import CocotbDma
     from .harness import PATTERNS
-    from .host_memory import DMA_SETTINGS, HostMemory
     from .transport import BenchTransport
 
     backend = CocotbBackend(dut, config, PATTERNS["fast"], seed)

@@ -15,10 +15,10 @@ from amaranth.lib import data
 
 from nvmecore.layouts import Cqe, Reg
 from nvmetb.host.transport import HostMemoryTransport
+from nvmetb.hostmem import HostMemory
 from nvmetb.model import split_access
 
 from .harness import CheckedCore, Mismatch
-from .host_memory import HostMemory
 
 __all__ = ["BenchTransport", "MirrorMemory"]
 

@@ -23,7 +23,7 @@ adapter, every register access a TLP on the hard IP's interfaces.
 - function-level reset: ``cfg_flr_in_process`` until ``cfg_flr_done`` pulses;
 - INTx from ``cfg_interrupt_int[0]``; the core's test ports as in ``cocotb_backend``.
 
-Host memory on RQ / RC is ``dma_usp.UspDma``. :func:`run_usp_scenario` and
+Host memory on RQ / RC is ``nvmetb.dma.usp_ports.UspDma``. :func:`run_usp_scenario` and
 :func:`run_usp_host_scenario` run the register scenarios and the host-driver scenarios
 through this backend, unchanged.
 """
@@ -46,11 +46,11 @@ from nvmecore.layouts import BAR0_SIZE
 from nvmecore.pcie.usp import DEVCTL_DWORD, DEVCTL_EXT_TAG_BIT
 from nvmecore.pcie.usp_layouts import CqDescriptor, ReqType, tuser_layout
 from nvmecore.top import CFG_FROM_IP
+from nvmetb.hostmem import HostMemory
 from nvmetb.model import DmaWrite
 
 from .cocotb_backend import CLOCK_NS, CocotbPorts
 from .harness import PATTERNS, CheckedCore, Mismatch, Pattern
-from .host_memory import HostMemory
 
 __all__ = ["UspBackend", "run_usp_scenario", "run_usp_host_scenario", "BAR0_BASE",
            "NP_CREDIT_LIMIT"]
@@ -454,7 +454,7 @@ def _name(scenario):
 
 
 def _usp_dma(dut, backend, memory, settings, config, **kwargs):
-    from .dma_usp import UspDma
+    from nvmetb.dma.usp_ports import UspDma
 
     dma = UspDma(dut, memory, settings, config=config,
                  rq_segments=2 if config.data_width == 512 else 1,
@@ -469,7 +469,7 @@ async def run_usp_scenario(dut, scenario, config, pattern: Pattern, seed=0,
     """A register scenario (``async def scenario(core)``) through the adapter. Every
     write on RQ (MSI-X messages) is a DMA write compared with the model's; reads on RQ
     (fetches the register-level model does not make) are never answered."""
-    from .dma_usp import UspDmaSettings
+    from nvmetb.dma.usp_ports import UspDmaSettings
 
     backend = UspBackend(dut, config, pattern, seed)
     dma = _usp_dma(dut, backend, HostMemory(), UspDmaSettings(rq_stall=pattern.stall,
@@ -501,9 +501,9 @@ async def run_usp_host_scenario(dut, scenario, config, dma="fast", seed=0, *, se
     host memory behind RQ / RC (``dma``: a name in ``USP_DMA_SETTINGS``, or
     ``settings``). The scenario finds the backend at ``bench.core.dut`` and the DMA
     model at ``bench.core.dut.dma``."""
+    from nvmetb.dma.usp_ports import USP_DMA_SETTINGS
     from nvmetb.host import NvmeHost
 
-    from .dma_usp import USP_DMA_SETTINGS
     from .transport import BenchTransport
 
     backend = UspBackend(dut, config, PATTERNS["fast"], seed, ext_tag=ext_tag,

@@ -7,7 +7,7 @@ alone, over a PCIe root complex model and on QEMU; each transport decides what a
 microsecond is (a simulation may compress time).
 
 :class:`HostMemoryTransport` implements the memory and interrupt half over a
-:class:`~nvmetb.bench.host_memory.HostMemory`; a transport built on it adds the MMIO
+:class:`~nvmetb.hostmem.HostMemory`; a transport built on it adds the MMIO
 accesses, :meth:`Transport.wait` and, if the controller has them, the PCI configuration
 bits.
 """
@@ -15,7 +15,7 @@ bits.
 import abc
 from collections.abc import Sequence
 
-from nvmetb.bench.host_memory import PAGE_SIZE, HostMemory
+from nvmetb.hostmem import PAGE_SIZE, HostMemory
 
 __all__ = ["Transport", "HostMemoryTransport"]
 

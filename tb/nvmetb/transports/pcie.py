@@ -4,7 +4,7 @@ UltraScale+ hard-IP model wrapping the generated ``UspTop`` (DESIGN.md §7, laye
 :class:`PcieStack` builds the link on a cocotb DUT: a ``RootComplex``, an
 ``UltraScalePlusPcieDevice`` configured as DESIGN.md §10 says (class code 01 08 02, BAR0
 64-bit 16 KiB, MSI-X table in BAR0 at 0x2000 and PBA at 0x3000, no MSI), host memory
-(a :class:`~nvmetb.bench.host_memory.HostMemory`) mapped into the root complex's address
+(a :class:`~nvmetb.hostmem.HostMemory`) mapped into the root complex's address
 space below and above 4 GiB, and an extra MSI-X message region above 4 GiB. It enumerates
 the device, enables it, and lets the root complex allocate (and write) every MSI-X
 vector.
@@ -32,8 +32,8 @@ from cocotbext.pcie.xilinx.us import UltraScalePlusPcieDevice
 
 from nvmecore.layouts import BAR0_SIZE, MSIX_PBA_BASE, MSIX_TABLE_BASE
 from nvmecore.top import usp_ports
-from nvmetb.bench.host_memory import HostMemory, pcie_size_bytes
 from nvmetb.host.transport import HostMemoryTransport
+from nvmetb.hostmem import HostMemory, pcie_size_bytes
 
 __all__ = ["PcieStack", "PcieTransport", "LinkChecker", "LinkStats"]
 

@@ -3,7 +3,7 @@
 :class:`UspDma` plays the hard IP and the host beyond it on RQ (``s_axis_rq_*``) and RC
 (``m_axis_rc_*``) of ``UspTop``: cocotbext-pcie's ``RqSink`` takes every request TLP,
 ``RcSource`` returns completions that this module builds with ``Tlp_us``. Memory is a
-:class:`~nvmetb.bench.host_memory.HostMemory`, which checks each access (buffers, 4 KiB
+:class:`~nvmetb.hostmem.HostMemory`, which checks each access (buffers, 4 KiB
 crossings, max payload size, max read request size) and captures MSI-X messages.
 
 What RC does that a root complex model does not (:class:`UspDmaSettings`): a latency
@@ -30,7 +30,7 @@ the descriptor says, no poisoned or discontinued TLP, a read's tag not outstandi
 tag is free once the last completion of its read has gone out, or, for a read left
 unanswered, once the completion time-out has passed), tags below 32 unless extended
 tags are enabled, and no more than the hard IP's 32 KiB of completion data outstanding.
-Breaches are :class:`~nvmetb.bench.host_memory.Violation` records in the memory;
+Breaches are :class:`~nvmetb.hostmem.Violation` records in the memory;
 :meth:`UspDma.check` fails on any.
 
     dma = UspDma(dut, memory, USP_DMA_SETTINGS["busy"], config=config).start()
@@ -55,8 +55,7 @@ from cocotbext.pcie.xilinx.us.tlp import ErrorCode, Tlp_us
 
 from nvmecore.config import CoreConfig
 from nvmecore.pcie.usp_layouts import straddle_segments
-
-from .host_memory import HostMemory, pcie_size_bytes
+from nvmetb.hostmem import HostMemory, pcie_size_bytes
 
 __all__ = ["UspDmaSettings", "USP_DMA_SETTINGS", "FAULT_KINDS", "UspDma",
            "RCB_BYTES", "COMPLETION_BUFFER_BYTES"]

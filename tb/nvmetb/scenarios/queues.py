@@ -14,9 +14,8 @@ from nvmecore.layouts import (
     LogPage,
     NvmOpcode,
 )
+from nvmetb.bench.harness import Mismatch
 from nvmetb.host import NvmeHost, Status
-
-from .harness import Mismatch
 
 __all__ = ["QUEUE_SCENARIOS"]
 

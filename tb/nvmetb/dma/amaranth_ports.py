@@ -4,7 +4,7 @@ and ``dma_wr`` ports.
 Each driver is a process for ``Simulator.add_process`` that samples its streams at every
 clock edge (``ctx.tick().sample(...)``, as ``amaranth_backend`` does) and drives
 ``ready`` / ``valid`` for the next cycle; the behaviour itself is
-:class:`~nvmetb.bench.host_memory.ReadResponder` / :class:`~nvmetb.bench.host_memory.WriteSink`,
+:class:`~nvmetb.dma.behaviour.ReadResponder` / :class:`~nvmetb.dma.behaviour.WriteSink`,
 shared with the cocotb drivers.
 
     dma = AmaranthDma(core.dma_rd, core.dma_wr, memory, DMA_SETTINGS["busy"], cfg=core.cfg)
@@ -19,8 +19,9 @@ memory's own settings.
 from amaranth.lib import data
 
 from nvmecore.bus import DmaReadBeat
+from nvmetb.hostmem import HostMemory
 
-from .host_memory import DmaSettings, HostMemory, ReadResponder, StreamRule, WriteSink
+from .behaviour import DmaSettings, ReadResponder, StreamRule, WriteSink
 
 __all__ = ["AmaranthDmaRead", "AmaranthDmaWrite", "AmaranthDma"]
 

@@ -22,8 +22,7 @@ from nvmecore.layouts import (
     ShnType,
     ShstState,
 )
-
-from .harness import CheckedCore, Mismatch
+from nvmetb.bench.harness import CheckedCore, Mismatch
 
 __all__ = ["SCENARIOS"]
 

@@ -7,7 +7,7 @@ gateware uses. Each driver is a coroutine started with ``cocotb.start_soon`` tha
 ``valid`` / ``ready`` right after every rising edge (as ``cocotb_backend`` does) and drives
 its outputs for the next cycle; while ``rst`` (or the given reset) is high it accepts
 nothing and forgets what is in flight; the behaviour is
-:class:`~nvmetb.bench.host_memory.ReadResponder` / :class:`~nvmetb.bench.host_memory.WriteSink`,
+:class:`~nvmetb.dma.behaviour.ReadResponder` / :class:`~nvmetb.dma.behaviour.WriteSink`,
 shared with the Amaranth drivers.
 
     dma = CocotbDma(dut, memory, DMA_SETTINGS["busy"], width=config.data_width).start()
@@ -21,8 +21,9 @@ from cocotb.triggers import RisingEdge
 
 from nvmecore.bus import DmaReadBeat, DmaWriteBeat
 from nvmecore.layouts import DmaReadRequest, DmaWriteRequest
+from nvmetb.hostmem import HostMemory
 
-from .host_memory import DmaSettings, HostMemory, ReadResponder, StreamRule, WriteSink
+from .behaviour import DmaSettings, ReadResponder, StreamRule, WriteSink
 
 __all__ = ["CocotbDmaRead", "CocotbDmaWrite", "CocotbDma"]
 

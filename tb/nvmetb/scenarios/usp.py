@@ -10,7 +10,7 @@ Register-level (``async def name(core: CheckedCore)``, the backend a
   write, and requests the completer must refuse (a read over 128 B, an I/O read).
 
 Host-driver (``async def name(host, bench)``; ``bench.core.dut.dma`` is the
-:class:`~nvmetb.bench.dma_usp.UspDma`):
+:class:`~nvmetb.dma.usp_ports.UspDma`):
 
 - :func:`fetch_fault`: an SQ fetch answered with UR, CA, a poisoned completion or not at
   all (time-out): CSTS.CFS as the model says, then recovery;
@@ -33,12 +33,12 @@ from nvmecore.layouts import (
     NvmOpcode,
     Reg,
 )
+from nvmetb.bench.harness import CheckedCore, Mismatch
+from nvmetb.dma.usp_ports import SHORT_TAGS
 from nvmetb.model import split_access
 
-from .dma_usp import SHORT_TAGS
-from .harness import CheckedCore, Mismatch
-from .queue_scenarios import G, expect
-from .scenarios import program_vectors, set_admin_queues
+from .queues import G, expect
+from .registers import program_vectors, set_admin_queues
 from .usp_backend import NP_CREDIT_LIMIT
 
 __all__ = ["REGISTER_SCENARIOS", "back_to_back_accesses", "completer_requests",
