@@ -4,9 +4,14 @@ from dataclasses import dataclass, fields
 
 from .layouts import BAR0_SIZE, DOORBELL_BASE, MSIX_ENTRY_BYTES, MSIX_PBA_BASE, MSIX_TABLE_BASE
 
-__all__ = ["CoreConfig", "ConfigError", "DATA_WIDTHS"]
+__all__ = ["CoreConfig", "ConfigError", "DATA_WIDTHS", "BACKENDS"]
 
 DATA_WIDTHS = (64, 128, 256, 512)
+#: Where the namespace's data lives (``CoreConfig.backend``).
+BACKENDS = ("ramdisk", "axi", "external")
+#: Both LBA formats (512 B and 4 KiB) must divide the namespace, so Format NVM can
+#: switch between them.
+NAMESPACE_GRANULE = 4096
 
 # The doorbells of queue pair y occupy 0x1000 + 8y .. 0x1000 + 8y + 7, below the MSI-X
 # table at 0x2000; the table's 16-byte entries must end before the PBA at 0x3000.
@@ -38,7 +43,8 @@ class CoreConfig:
     data_width: int = 256
     #: CAP.TO, in 500 ms units. Linux waits (TO + 1) / 2 seconds for CSTS.RDY.
     ready_timeout: int = 0x0F
-    #: CAP.MPSMIN / CAP.MPSMAX: memory page size 2^(12 + n).
+    #: CAP.MPSMIN / CAP.MPSMAX: memory page size 2^(12 + n). Only 4 KiB pages (0) are
+    #: supported: the PRP engine and the admin data path assume them.
     mps_min: int = 0
     mps_max: int = 0
     #: Cycles a DMA read may wait for its data before it fails (50 ms at 250 MHz).
@@ -65,6 +71,22 @@ class CoreConfig:
     #: formats, 0: 512 B, 1: 4 KiB).
     namespace_bytes: int = 1 << 20
     lba_format: int = 0
+    #: I/O commands in flight at once over all I/O queues (each holds a slot from fetch
+    #: to completion).
+    io_slots: int = 32
+    #: Where the namespace's data lives: "ramdisk" (on-chip block RAM of
+    #: ``namespace_bytes``), "axi" (an AXI4 master port to memory, DDR4 or HBM on a
+    #: board) or "external" (the backend interface on the core's boundary;
+    #: docs/backend.md).
+    backend: str = "ramdisk"
+    #: AXI4 backend: address width, where the namespace starts in the AXI address space,
+    #: ID width and the ID every transaction carries, and the transactions in flight per
+    #: direction (bursts are up to 4 KiB, never crossing a 4 KiB boundary).
+    axi_addr_width: int = 64
+    axi_base: int = 0
+    axi_id_width: int = 1
+    axi_id: int = 0
+    axi_outstanding: int = 8
     #: Test-only ports (queue set-up, interrupt requests, event tap). Off in the default
     #: Verilog; the core-level bench builds with it on.
     debug: bool = False
@@ -102,6 +124,9 @@ class CoreConfig:
         need(0 <= self.ready_timeout <= 0xFF, "ready_timeout (CAP.TO) must fit in 8 bits")
         need(0 <= self.mps_min <= self.mps_max <= 15,
              f"mps_min={self.mps_min}, mps_max={self.mps_max}: need 0 <= min <= max <= 15")
+        need(self.mps_max == 0,
+             f"mps_max={self.mps_max}: only 4 KiB host memory pages (CC.MPS = 0) are "
+             f"supported")
         need(self.dma_read_timeout >= 16, "dma_read_timeout must be at least 16 cycles")
         need(self.completion_timeout >= 16, "completion_timeout must be at least 16 cycles")
         for name in ("pci_vendor_id", "pci_device_id", "pci_subsystem_vendor_id",
@@ -116,12 +141,35 @@ class CoreConfig:
         need(0 <= self.nguid_prefix < 1 << 64, "nguid_prefix must fit in 8 bytes")
         need(0 <= self.ieee_oui < 1 << 24, "ieee_oui must fit in 24 bits")
         need(self.lba_format in (0, 1), "lba_format: 0 (512 B) or 1 (4 KiB)")
-        need(self.namespace_bytes > 0 and self.namespace_bytes % self.lba_size == 0,
-             f"namespace_bytes must be a positive multiple of the LBA size {self.lba_size}")
+        need(self.namespace_bytes > 0 and self.namespace_bytes % NAMESPACE_GRANULE == 0,
+             f"namespace_bytes={self.namespace_bytes}: must be a positive multiple of "
+             f"{NAMESPACE_GRANULE} (both LBA formats divide it)")
+        need(2 <= self.io_slots <= 256,
+             f"io_slots={self.io_slots}: 2 to 256 I/O commands in flight")
+        need(self.backend in BACKENDS,
+             f"backend={self.backend!r}: one of {', '.join(map(repr, BACKENDS))}")
+        need(self.namespace_addr_width <= 48, "namespace_bytes: at most 2^48 bytes")
+        need(12 <= self.axi_addr_width <= 64, "axi_addr_width must be 12..64")
+        need(0 <= self.axi_base and self.axi_base % NAMESPACE_GRANULE == 0
+             and self.axi_base + self.namespace_bytes <= 1 << self.axi_addr_width,
+             f"axi_base={self.axi_base:#x}: 4 KiB aligned, and the namespace must fit in "
+             f"{self.axi_addr_width}-bit AXI addresses")
+        need(1 <= self.axi_id_width <= 16 and 0 <= self.axi_id < 1 << self.axi_id_width,
+             f"axi_id={self.axi_id} must fit in axi_id_width={self.axi_id_width} bits (1..16)")
+        need(1 <= self.axi_outstanding <= 64, "axi_outstanding must be 1..64")
 
     @property
     def lba_size(self):
         return (512, 4096)[self.lba_format] if self.lba_format in (0, 1) else 512
+
+    @property
+    def namespace_addr_width(self):
+        """Bits of a byte address in the namespace (the backend interface's ``addr``)."""
+        return max(1, (self.namespace_bytes - 1).bit_length())
+
+    @property
+    def io_slot_width(self):
+        return max(1, (self.io_slots - 1).bit_length())
 
     @property
     def queue_pairs(self):

@@ -22,7 +22,7 @@ __all__ = [
     "AsyncEventType", "AsyncEventInfoError", "AsyncEvent", "LogPage",
     "MsixEntry", "MSIX_CTRL_MASKBIT",
     "SqeDw0", "Sqe", "CqeDw2", "CqeStatus", "Cqe",
-    "StatusCodeType", "GenericStatus", "CommandSpecificStatus",
+    "StatusCodeType", "GenericStatus", "CommandSpecificStatus", "MediaStatus",
     "AdminOpcode", "NvmOpcode",
 ]
 
@@ -193,10 +193,11 @@ class DmaReadRequest(data.Struct):
 
 
 class Completion(data.Struct):
-    """A command's completion on its way to the CQ poster (``nsid`` is for the Error
-    Information log)."""
+    """A command's completion on its way to the CQ poster (``nsid`` and ``lba`` are for
+    the Error Information log)."""
     dw0:    32
     nsid:   32
+    lba:    64
     sqid:   16
     cqid:   16
     cid:    16
@@ -359,6 +360,8 @@ class GenericStatus(enum.Enum, shape=8):
     LBA_OUT_OF_RANGE         = 0x80
     CAPACITY_EXCEEDED        = 0x81
     NAMESPACE_NOT_READY      = 0x82
+    RESERVATION_CONFLICT     = 0x83
+    FORMAT_IN_PROGRESS       = 0x84
 
 
 class CommandSpecificStatus(enum.Enum, shape=8):
@@ -379,6 +382,18 @@ class CommandSpecificStatus(enum.Enum, shape=8):
     FEATURE_NOT_NAMESPACE_SPECIFIC = 0x0F
 
 
+class MediaStatus(enum.Enum, shape=8):
+    """Media and data integrity errors, SCT 2 [NVMe 1.4 Figure 130]."""
+    WRITE_FAULT              = 0x80
+    UNRECOVERED_READ_ERROR   = 0x81
+    GUARD_CHECK_ERROR        = 0x82
+    APP_TAG_CHECK_ERROR      = 0x83
+    REF_TAG_CHECK_ERROR      = 0x84
+    COMPARE_FAILURE          = 0x85
+    ACCESS_DENIED            = 0x86
+    DEALLOCATED_OR_UNWRITTEN = 0x87
+
+
 class AdminOpcode(enum.Enum, shape=8):
     """Admin command opcodes [NVMe 1.4 Figure 139]."""
     DELETE_IO_SQ     = 0x00
@@ -394,9 +409,10 @@ class AdminOpcode(enum.Enum, shape=8):
 
 
 class NvmOpcode(enum.Enum, shape=8):
-    """NVM command set opcodes [NVMe 1.4 Figure 346]."""
+    """NVM command set opcodes [NVMe 1.4 Figure 346] (those this core implements)."""
     FLUSH        = 0x00
     WRITE        = 0x01
     READ         = 0x02
+    COMPARE      = 0x05
     WRITE_ZEROES = 0x08
     DSM          = 0x09
