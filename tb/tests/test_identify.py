@@ -72,7 +72,7 @@ def test_identify_controller_offsets():
     assert u32(page, 88) == 1_000_000                          # RTD3E
     assert u32(page, 92) == 0                                  # OAES
     assert u8(page, 111) == 1                                  # CNTRLTYPE: I/O
-    assert u16(page, 256) == 0                                 # OACS
+    assert u16(page, 256) == 0x0002                            # OACS: Format NVM
     assert u8(page, 258) == 3                                  # ACL
     assert u8(page, 259) == 3                                  # AERL
     assert u8(page, 260) == 0x03                               # FRMW
@@ -84,7 +84,9 @@ def test_identify_controller_offsets():
     assert u8(page, 512) == 0x66                               # SQES
     assert u8(page, 513) == 0x44                               # CQES
     assert u32(page, 516) == 1                                 # NN
-    assert u16(page, 520) == 0                                 # ONCS
+    assert u16(page, 520) == 0x000D                            # ONCS: Compare, DSM, WZ
+    assert u16(page, 522) == 0                                 # FUSES
+    assert u8(page, 524) == 0                                  # FNA
     assert u8(page, 525) == 0                                  # VWC
     assert u32(page, 536) == 0                                 # SGLS
     assert page[768:1024] == b"nqn.2026-11.org.nvmecore:sn.NVC0123456789ABCDEF".ljust(256, b"\0")
@@ -109,13 +111,13 @@ def test_identify_namespace_offsets(lba_format, blocks):
     assert u8(page, 24) == 0                                   # NSFEAT
     assert u8(page, 25) == 1                                   # NLBAF: two formats
     assert u8(page, 26) == lba_format                          # FLBAS
-    assert u8(page, 33) == 0                                   # DLFEAT
+    assert u8(page, 33) == 0x09                                # DLFEAT: zeroes, WZ DEAC
     assert page[104:120] == bytes.fromhex("6e766d65636f7265 0123456789abcdef")  # NGUID
     assert page[120:128] == bytes.fromhex("000a35 6789abcdef")                 # EUI-64
     assert struct.unpack_from("<HBB", page, 128) == (0, 9, 0)   # LBAF0: 512 B
     assert struct.unpack_from("<HBB", page, 132) == (0, 12, 0)  # LBAF1: 4 KiB
     rest = bytearray(page)
-    for start, end in [(0, 27), (104, 136)]:
+    for start, end in [(0, 27), (33, 34), (104, 136)]:
         rest[start:end] = bytes(end - start)
     assert not any(rest)
 

@@ -30,6 +30,7 @@ from ..admin_layouts import (
 )
 from ..config import CoreConfig
 from ..layouts import NVME_VERSION_1_4
+from ..nvm_layouts import LBA_DATA_SHIFTS, Dlfeat, Oncs
 
 __all__ = [
     "IDENTIFY_BYTES", "IdentifyPage", "serial_number", "subnqn", "nguid", "eui64",
@@ -54,7 +55,7 @@ RTD3R_US = 0
 RTD3E_US = 1_000_000           # 1 s
 OAES = 0
 CNTRLTYPE_IO = 1               # I/O controller [NVMe 1.4 Figure 247, byte 111]
-OACS = 0                       # no optional admin commands
+OACS = 1 << 1                  # Format NVM [NVMe 1.4 Figure 247, bit 1]
 ACL = 3                        # 4 concurrent Aborts (0's based)
 AERL = 3                       # 4 outstanding Asynchronous Event Requests (0's based)
 FRMW = 0x03                    # slot 1 read-only, 1 slot
@@ -66,15 +67,18 @@ CCTEMP_K = 358
 SQES = 0x66                    # SQ entries 64 bytes, required and maximum
 CQES = 0x44                    # CQ entries 16 bytes, required and maximum
 NN = 1                         # one namespace, NSID 1
-ONCS = 0
+#: Compare, Dataset Management, Write Zeroes (docs/io-commands.md)
+ONCS = data.Layout.cast(Oncs).const({"compare": 1, "dsm": 1, "write_zeroes": 1}).as_bits()
+FUSES = 0                      # no fused operations
+FNA = 0                        # Format NVM: per namespace, no secure or crypto erase
 VWC = 0                        # no volatile write cache
 SGLS = 0                       # no SGLs
 PSD0_MAX_POWER = 2500          # 25 W in 0.01 W units (MXPS = 0)
 
-NLBAF = 1                      # two LBA formats (0's based)
-LBA_DATA_SHIFTS = (9, 12)      # LBAF0: 512 B, LBAF1: 4 KiB
+NLBAF = len(LBA_DATA_SHIFTS) - 1   # two LBA formats (0's based): 512 B, 4 KiB
 NSFEAT = 0
-DLFEAT = 0
+#: Deallocated blocks read as zeroes; Write Zeroes with DEAC deallocates (it zeroes).
+DLFEAT = data.Layout.cast(Dlfeat).const({"read_value": 1, "write_zeroes_deac": 1}).as_bits()
 
 ERROR_LOG_ENTRIES = ELPE + 1
 ERROR_LOG_BYTES = ERROR_LOG_ENTRIES * 64
@@ -185,6 +189,8 @@ def identify_controller(config: CoreConfig, device_id: int) -> bytes:
         "cqes":      CQES,
         "nn":        NN,
         "oncs":      ONCS,
+        "fuses":     FUSES,
+        "fna":       FNA,
         "vwc":       VWC,
         "sgls":      SGLS,
         "subnqn":    _packed(subnqn(config, device_id)),
@@ -192,16 +198,19 @@ def identify_controller(config: CoreConfig, device_id: int) -> bytes:
     })
 
 
-def identify_namespace(config: CoreConfig, device_id: int) -> bytes:
-    """Identify Namespace data (CNS 00h) for NSID 1, 4096 bytes [NVMe 1.4 Figure 245]."""
-    blocks = config.namespace_bytes // config.lba_size
+def identify_namespace(config: CoreConfig, device_id: int, lba_format=None) -> bytes:
+    """Identify Namespace data (CNS 00h) for NSID 1, 4096 bytes [NVMe 1.4 Figure 245],
+    formatted with ``lba_format`` (FLBAS; by default the configured one, the format
+    before any Format NVM)."""
+    lba_format = config.lba_format if lba_format is None else lba_format
+    blocks = config.namespace_bytes >> LBA_DATA_SHIFTS[lba_format]
     return _to_bytes(IdentifyNamespace, {
         "nsze":   blocks,
         "ncap":   blocks,
         "nuse":   blocks,
         "nsfeat": NSFEAT,
         "nlbaf":  NLBAF,
-        "flbas":  config.lba_format,
+        "flbas":  lba_format,
         "dlfeat": DLFEAT,
         "nguid":  _packed(nguid(config, device_id)),
         "eui64":  _packed(eui64(config, device_id)),
