@@ -19,6 +19,9 @@ backend (flash, DRAM, a computational-storage engine) keeps; in short:
   fails still delivers all its beats.
 - Commands in flight never overlap in a way whose outcome depends on the order the
   backend runs them: the NVMe host owns that (NVMe keeps no order between commands).
+- ``abort`` high (a function-level reset of the core) means: forget every command in
+  flight — no more ``rdata`` or ``done`` for them, no more ``wdata`` expected — and keep
+  the namespace. New commands come only after ``abort`` is low again.
 
 All streams follow ``amaranth.lib.stream``'s rules.
 """
@@ -79,6 +82,7 @@ class BackendPort(wiring.Signature):
             "wdata": Out(stream.Signature(BackendBeat(data_width))),
             "rdata": In(stream.Signature(BackendBeat(data_width))),
             "done":  In(stream.Signature(BackendDone)),
+            "abort": Out(1),
         })
 
     def __eq__(self, other):
