@@ -102,8 +102,8 @@ class BenchTransport(HostMemoryTransport):
         super().mem_write(addr, data_)
         self.mirror.write(addr, data_)
 
-    def alloc(self, size, align=4096, *, offset=0, name=None):
-        addr = super().alloc(size, align, offset=offset, name=name)
+    def alloc(self, size, align=4096, *, offset=0, name=None, above_4g=None):
+        addr = super().alloc(size, align, offset=offset, name=name, above_4g=above_4g)
         self.mirror.write(addr, bytes(size))
         return addr
 
