@@ -406,6 +406,7 @@ class AdminOpcode(enum.Enum, shape=8):
     SET_FEATURES     = 0x09
     GET_FEATURES     = 0x0A
     ASYNC_EVENT_REQ  = 0x0C
+    FORMAT_NVM       = 0x80
 
 
 class NvmOpcode(enum.Enum, shape=8):

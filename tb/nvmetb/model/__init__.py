@@ -1,4 +1,5 @@
-"""Reference model of nvmecore: registers, queue engine and admin command set."""
+"""Reference model of nvmecore: registers, queue engine, admin command set and the NVM
+command set on its namespace."""
 
 from .commands import Status
 from .controller import (
@@ -9,7 +10,10 @@ from .controller import (
     DoorbellWrite,
     split_access,
 )
+from .io import MDTS_BYTES, HealthCounters, IoDma
+from .namespace import NamespaceStore, RangeSet
 from .queues import CompletionEntry
 
 __all__ = ["ControllerModel", "DmaRead", "DmaWrite", "DoorbellWrite", "split_access",
-           "CompletionEntry", "Status", "CYCLES_PER_TIME_UNIT"]
+           "CompletionEntry", "Status", "CYCLES_PER_TIME_UNIT", "IoDma", "HealthCounters",
+           "NamespaceStore", "RangeSet", "MDTS_BYTES"]

@@ -8,8 +8,6 @@ Request). What a command does to the controller goes through the :class:`Control
 it belongs to: queues, features, events, the error log and host memory.
 """
 
-from dataclasses import dataclass
-
 from nvmecore.layouts import (
     AdminOpcode,
     AsyncEventType,
@@ -17,15 +15,16 @@ from nvmecore.layouts import (
     GenericStatus,
     LogPage,
 )
+from nvmecore.nvm_layouts import BROADCAST_NSID, FormatNvmDw10, SecureErase
 from nvmecore.nvme import identify
-from nvmecore.nvme.identify import CRITICAL_WARNING_TEMPERATURE, NN
+from nvmecore.nvme.identify import CRITICAL_WARNING_TEMPERATURE, NLBAF, NN
 
 from .commands import (
-    SUCCESS,
     AbortDw10,
     Cns,
     CreateCqDw11,
     CreateSqDw11,
+    Done,
     FeatureDw10,
     FeatureId,
     GetLogPageDw10,
@@ -33,15 +32,12 @@ from .commands import (
     IdentifyDw10,
     QueueIdSize,
     Refused,
-    Status,
     fields,
 )
 from .events import HeldRequest
 from .queues import CQE_BYTES, SQE_BYTES
 
-__all__ = ["Done", "HELD", "AdminCommandSet", "io_command"]
-
-BROADCAST_NSID = 0xFFFF_FFFF
+__all__ = ["Done", "HELD", "AdminCommandSet"]
 
 #: The event type whose events reading a log page with RAE = 0 re-arms [NVMe 1.4 §5.2].
 _LOG_EVENT_TYPE = {
@@ -50,21 +46,8 @@ _LOG_EVENT_TYPE = {
 }
 
 
-@dataclass(frozen=True)
-class Done:
-    """A command completes now."""
-    dw0: int = 0
-    status: Status = SUCCESS
-
-
 #: An Asynchronous Event Request was taken and is held: no completion now.
 HELD = object()
-
-
-def io_command(sqe):
-    """Any command on an I/O queue, until the NVM I/O path exists (docs/admin-commands.md
-    "Command gating")."""
-    return Done(status=Status.of(GenericStatus.INVALID_OPCODE, dnr=True))
 
 
 def _log2(n):
@@ -86,6 +69,7 @@ class AdminCommandSet:
             AdminOpcode.SET_FEATURES:    self.set_features,
             AdminOpcode.GET_FEATURES:    self.get_features,
             AdminOpcode.ASYNC_EVENT_REQ: self.async_event_request,
+            AdminOpcode.FORMAT_NVM:      self.format_nvm,
         }
 
     def execute(self, sqe):
@@ -187,7 +171,7 @@ class AdminCommandSet:
         match cns:
             case Cns.NAMESPACE:
                 self._check_nsid(sqe.nsid)
-                page = identify.identify_namespace(config, device_id)
+                page = identify.identify_namespace(config, device_id, self.ctrl.lba_format)
             case Cns.CONTROLLER:
                 page = identify.identify_controller(config, device_id)
             case Cns.ACTIVE_NSID_LIST:
@@ -214,7 +198,8 @@ class AdminCommandSet:
                     temperature=ctrl.temperature,
                     critical_warning=CRITICAL_WARNING_TEMPERATURE if ctrl.temperature_alarm
                     else 0,
-                    error_log_entries=ctrl.error_log.count)
+                    error_log_entries=ctrl.error_log.count,
+                    **ctrl.health.smart_fields())
             case LogPage.FIRMWARE_SLOT:
                 return identify.firmware_slot_log(self.config)
 
@@ -268,7 +253,10 @@ class AdminCommandSet:
         if dw10.sqid > self.config.io_queues or dw10.sqid not in self.ctrl.sqs:
             raise Refused(GenericStatus.INVALID_FIELD)
         # A held Asynchronous Event Request can be aborted; every other command named has
-        # already been fetched and runs to completion: "not aborted" (DW0 bit 0 = 1).
+        # already been fetched and, in the model, run to completion: "not aborted"
+        # (DW0 bit 0 = 1). The RTL may abort an I/O command it fetched but has not
+        # started yet (0/07 for it, DW0 = 0 for the Abort; docs/io-commands.md): the
+        # benches take either outcome, which depends on timing.
         if dw10.sqid == 0 and self.ctrl.aer.abort(dw10.cid):
             return 0
         return 1
@@ -278,3 +266,28 @@ class AdminCommandSet:
             raise Refused(CommandSpecificStatus.AER_LIMIT_EXCEEDED)
         return HELD
 
+
+    # -- Format NVM [NVMe 1.4 §5.23] ---------------------------------------------------------
+
+    def format_nvm(self, sqe):
+        """docs/io-commands.md "Admin commands the I/O path adds": the checks in order,
+        then the whole namespace zeroed (SES 0 and 1 alike) and FLBAS = LBAF. MSET and
+        PIL are ignored (no metadata); PRPs are not used. I/O commands in flight would
+        be waited for, and new ones refused with Format In Progress: nothing is in
+        flight in the model, and the format is done at once."""
+        dw10 = fields(FormatNvmDw10, sqe.cdw10)
+        if not (sqe.nsid == BROADCAST_NSID or 1 <= sqe.nsid <= NN):
+            raise Refused(GenericStatus.INVALID_NAMESPACE, dnr=True)
+        if dw10.lbaf > NLBAF:
+            raise Refused(CommandSpecificStatus.INVALID_FORMAT, dnr=True)
+        if dw10.pi != 0:                            # no metadata, so no protection info
+            raise Refused(CommandSpecificStatus.INVALID_FORMAT, dnr=True)
+        if dw10.ses not in (SecureErase.NONE.value, SecureErase.USER_DATA_ERASE.value):
+            raise Refused(GenericStatus.INVALID_FIELD, dnr=True)   # FNA.crypto = 0
+        store = self.ctrl.store
+        if not store.zero(0, store.size):
+            # A media error while zeroing: Internal Error (docs/backend.md rule 6); the
+            # namespace is undefined and keeps its format.
+            raise Refused(GenericStatus.INTERNAL_ERROR)
+        store.lba_format = dw10.lbaf
+        return 0

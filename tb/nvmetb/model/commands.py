@@ -39,6 +39,7 @@ from nvmecore.layouts import (
     CommandSpecificStatus,
     CqeStatus,
     GenericStatus,
+    MediaStatus,
     StatusCodeType,
     field_mask,
     public_fields,
@@ -51,7 +52,7 @@ __all__ = [
     "Arbitration", "PowerManagement", "TemperatureThreshold", "ThresholdType",
     "ErrorRecovery", "NumberOfQueues", "InterruptCoalescing", "InterruptVectorConfig",
     "WriteAtomicityNormal", "AsyncEventConfig", "AsyncEventInfoSmart",
-    "Status", "SUCCESS", "Refused",
+    "Status", "SUCCESS", "Refused", "Done",
 ]
 
 
@@ -71,6 +72,13 @@ def writable_bits(layout):
 
 # -- Completion status [NVMe 1.4 §4.6.1] -------------------------------------------------
 
+_STATUS_CODE_TYPE = {
+    GenericStatus:         StatusCodeType.GENERIC,
+    CommandSpecificStatus: StatusCodeType.COMMAND_SPECIFIC,
+    MediaStatus:           StatusCodeType.MEDIA,
+}
+
+
 @dataclass(frozen=True)
 class Status:
     """A completion's status: Status Code Type, Status Code, Do Not Retry."""
@@ -80,11 +88,9 @@ class Status:
 
     @classmethod
     def of(cls, code, dnr=False):
-        """The status for a :class:`GenericStatus` or :class:`CommandSpecificStatus`."""
-        sct = (StatusCodeType.GENERIC if isinstance(code, GenericStatus)
-               else StatusCodeType.COMMAND_SPECIFIC)
-        assert isinstance(code, (GenericStatus, CommandSpecificStatus))
-        return cls(sct, code.value, dnr)
+        """The status for a :class:`GenericStatus`, :class:`CommandSpecificStatus` or
+        :class:`MediaStatus` value."""
+        return cls(_STATUS_CODE_TYPE[type(code)], code.value, dnr)
 
     @property
     def ok(self):
@@ -108,3 +114,12 @@ class Refused(Exception):
     def __init__(self, code, dnr=False):
         super().__init__(code)
         self.status = Status.of(code, dnr)
+
+
+@dataclass(frozen=True)
+class Done:
+    """A command completes now: DW0, its status, and for the Error Information log the
+    LBA it concerned (I/O commands with a starting LBA; 0 otherwise)."""
+    dw0: int = 0
+    status: Status = SUCCESS
+    lba: int = 0

@@ -9,7 +9,8 @@ messages) and the INTx level.
 
 Given host memory (``memory``: any object with ``read(addr, n) -> bytes`` and
 ``write(addr, data)``), it is also the queue engine and the admin command set of
-docs/admin-commands.md, at transaction level. After every input that can make work (a
+docs/admin-commands.md and the NVM command set of docs/io-commands.md, at transaction
+level. After every input that can make work (a
 doorbell, CC, the PCIe configuration, the temperature), it runs to quiescence before
 returning: SQ entries are fetched round robin within CQ credit, executed in order, their
 completions written to the CQs with interrupts behind them, held Asynchronous Event
@@ -23,11 +24,19 @@ master enable, max read request size), ``device_id`` (64 bits, the identity over
 ``temperature`` (kelvin; setting it compares it with the thresholds), :meth:`irq` (test
 port), :meth:`set_queue` (test port), :meth:`bus_reset`, :meth:`advance_time`.
 
+The namespace (the backend's state, :class:`~nvmetb.model.namespace.NamespaceStore` in
+``store``): ``namespace`` (its bytes), ``lba_format`` (FLBAS); both survive controller
+and bus resets. Media faults: :meth:`fail_namespace`, :meth:`fail_flush`,
+:meth:`clear_namespace_faults`; what failed commands left undefined:
+:meth:`undefined_ranges`, :meth:`namespace_mismatch`. SMART / Health counters:
+``health`` (:class:`~nvmetb.model.io.HealthCounters`, cleared by a bus reset only).
+
 Records, in order: ``doorbells`` (valid doorbell writes), ``events`` (every asynchronous
 event raised), ``dma_writes`` (MSI-X messages only; completions and data go to
 ``memory``), ``dma_reads`` (SQ fetches), ``dma_errors`` (failed memory accesses) and
 ``posted[cqid]`` (every completion entry posted to each CQ, as
-:class:`~nvmetb.model.queues.CompletionEntry`; kept across resets, like the others).
+:class:`~nvmetb.model.queues.CompletionEntry`; kept across resets, like the others),
+``io_dma`` (the I/O commands' host-memory accesses, :class:`~nvmetb.model.io.IoDma`).
 """
 
 from collections import defaultdict
@@ -60,12 +69,14 @@ from nvmecore.nvme.ctrl_regs import cap_value
 from nvmecore.nvme.identify import CRITICAL_WARNING_TEMPERATURE, DEFAULT_TEMPERATURE_K
 from nvmecore.nvme.irq import INTX_LEVELS
 
-from .admin import HELD, AdminCommandSet, Done, io_command
+from .admin import HELD, AdminCommandSet, Done
 from .commands import AsyncEventInfoSmart, Refused, Status, ThresholdType
 from .error_log import ErrorLog
 from .events import AsyncEventUnit
 from .features import Features
 from .interrupts import CYCLES_PER_TIME_UNIT, Aggregation
+from .io import HealthCounters, IoDma, NvmCommandSet
+from .namespace import NamespaceStore
 from .prp import prp_segments
 from .queues import (
     SQE_BYTES,
@@ -145,12 +156,19 @@ class ControllerModel:
         self.dma_reads: list[DmaRead] = []      # SQ fetches, in order
         self.dma_errors: list[tuple] = []       # (op, addr, length, what went wrong)
         self.posted: defaultdict[int, list[CompletionEntry]] = defaultdict(list)
+        self.io_dma: list[IoDma] = []           # I/O commands' host-memory accesses
+        # The backend's state: survives every reset (docs/io-commands.md "The namespace")
+        self.store = NamespaceStore(config.namespace_bytes, config.lba_format)
+        # The model formats at once, so this is never set by a command; a test may set
+        # it to see I/O commands refused with Format In Progress.
+        self.format_in_progress = False
         # Units
         self.features = Features(config)
         self.aer = AsyncEventUnit()
         self.aggregation = Aggregation(config.msix_vectors)
         self.arbiter = RoundRobin()
         self.admin = AdminCommandSet(self)
+        self.io = NvmCommandSet(self)
         self._running = False
         self.bus_reset()
 
@@ -165,6 +183,7 @@ class ControllerModel:
         self.aqa = self.asq = self.acq = 0
         self.admin_sizes = (0, 0)
         self.error_log = ErrorLog()
+        self.health = HealthCounters()          # kept by the gateware until FLR
         self._controller_reset()
 
     def _controller_reset(self):
@@ -521,6 +540,17 @@ class ControllerModel:
             return False
         return True
 
+    def io_read(self, kind, addr, length):
+        """An I/O command's read of host memory (:class:`IoDma` ``kind``), recorded in
+        ``io_dma``: the bytes, or None if it failed."""
+        self.io_dma.append(IoDma(kind, addr, length))
+        return self._dma_read(addr, length)
+
+    def io_write(self, addr, payload):
+        """An I/O command's posted write to host memory, recorded in ``io_dma``."""
+        self.io_dma.append(IoDma(IoDma.HOST_WRITE, addr, len(payload)))
+        return self._dma_write(addr, payload)
+
     def to_host(self, sqe, payload):
         """A command's data to the host through PRP1 / PRP2; a failed write is a Data
         Transfer Error [NVMe 1.4 Figure 127 (04h)]."""
@@ -583,7 +613,7 @@ class ControllerModel:
     def _execute(self, sq, cq, slot, raw):
         sqe = _decode(Sqe, int.from_bytes(raw, "little"))
         sq.sqhd = (slot + 1) % sq.size       # SQHD: the head just after this command
-        result = self.admin.execute(sqe) if sq.qid == 0 else io_command(sqe)
+        result = self.admin.execute(sqe) if sq.qid == 0 else self.io.execute(sqe)
         cq.reserved -= 1                     # held or completed: the slot is released
         if result is not HELD:
             # An Abort that took a held AER: the AER's completion (Abort Requested) is
@@ -621,9 +651,50 @@ class ControllerModel:
         self._dma_write(cq.advance(), entry.to_bytes())
         self.posted[cq.qid].append(entry)
         if not status.ok:
-            self.error_log.add(sqid=sq.qid, cid=cid, status=status, nsid=nsid)
+            self.error_log.add(sqid=sq.qid, cid=cid, status=status, nsid=nsid, lba=done.lba)
         if cq.ien:
             self._interrupt(cq)
+
+    # -- The namespace (the backend's state) ----------------------------------------------
+
+    @property
+    def namespace(self):
+        """The namespace image: a bytearray of ``config.namespace_bytes``, zero in a new
+        model, kept across controller and bus resets."""
+        return self.store.data
+
+    @property
+    def lba_format(self):
+        """The current LBA format (FLBAS): ``config.lba_format`` until a Format NVM."""
+        return self.store.lba_format
+
+    def fail_namespace(self, start, stop):
+        """Make backend commands that touch namespace bytes ``[start, stop)`` fail (a
+        media error), as the AXI backend's bench does with SLVERR on the same range:
+        Read, Compare → Unrecovered Read Error; Write, Write Zeroes → Write Fault;
+        Dataset Management, Format NVM → Internal Error (docs/io-commands.md)."""
+        self.store.fail(start, stop)
+
+    def fail_flush(self, fail=True):
+        """Make Flush fail (Write Fault): a backend that reports an error on FLUSH (the
+        AXI backend cannot; an external one can)."""
+        self.store.flush_fails = bool(fail)
+
+    def clear_namespace_faults(self):
+        """No more media faults (undefined bytes stay undefined)."""
+        self.store.clear_faults()
+
+    def undefined_ranges(self):
+        """The namespace byte ranges ``[(start, stop), ...]`` (sorted, disjoint) whose
+        contents are undefined: touched by a failed Write, Write Zeroes, Dataset
+        Management or Format NVM, or by a Write whose host data could not be read. A
+        later successful Write, Write Zeroes, deallocation or Format defines them again."""
+        return list(self.store.undefined)
+
+    def namespace_mismatch(self, image):
+        """Compare an RTL namespace image with the model's, skipping undefined bytes:
+        None if they agree, else a description of the first difference."""
+        return self.store.mismatch(image)
 
     # -- Convenience for hosts and tests --------------------------------------------------
 

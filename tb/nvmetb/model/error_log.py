@@ -18,12 +18,15 @@ class ErrorLog:
         self.count = 0                               # the newest entry's error count
         self.entries = deque(maxlen=ERROR_LOG_ENTRIES)   # newest first
 
-    def add(self, *, sqid, cid, status: Status, nsid):
+    def add(self, *, sqid, cid, status: Status, nsid, lba=0):
+        """An entry for a completion with an error. ``lba``: the SLBA of a Read, Write,
+        Compare or Write Zeroes (docs/io-commands.md), else 0."""
         self.count += 1
         self.entries.appendleft({
             "error_count": self.count, "sqid": sqid, "cid": cid,
             "sct": status.sct.value, "sc": status.sc, "dnr": status.dnr, "nsid": nsid,
-            # parameter error location FFFFh and LBA 0: the builder's defaults
+            "lba": lba,
+            # parameter error location FFFFh: the builder's default
         })
 
     def page(self):
