@@ -9,9 +9,9 @@ RTL's are (inside one allocated buffer, no 4 KiB crossing, read faults injected 
 region; :meth:`ModelTransport.wait` advances the model's clock (interrupt aggregation).
 
 It offers the parts of the bench transport's API that scenarios use (``config``,
-``fail_reads``, ``clear_faults``, ``forget_io``, ``compare``), so a scenario written for
-the lock-step bench runs here unchanged, in the quick tier. :func:`run_model_scenario`
-runs one.
+``fail_reads``, ``clear_faults``, ``fail_namespace``, ``forget_io``, ``compare``), so a
+scenario written for the lock-step bench runs here unchanged, in the quick tier.
+:func:`run_model_scenario` runs one.
 """
 
 import asyncio
@@ -116,6 +116,13 @@ class ModelTransport(HostMemoryTransport):
 
     def clear_faults(self):
         self.memory.clear_faults()
+
+    #: The model's backend injects media errors (:meth:`fail_namespace`).
+    media_faults = True
+
+    def fail_namespace(self, start, stop):
+        """Backend commands touching namespace bytes [start, stop) fail (media error)."""
+        self.model.fail_namespace(start, stop)
 
     def forget_io(self, admin=False):
         """Nothing is compared here: nothing to forget."""
