@@ -66,8 +66,10 @@ async def io_bring_up(host: NvmeHost, bench, *, entries=64, verify_io=False, sha
     return sorted(q for q in host.sqs if q)
 
 
-def _qids(host):
-    return sorted(q for q in host.sqs if q)
+def _long(host):
+    """A time-out for commands that touch the whole namespace (Format NVM, Write Zeroes
+    of everything): the backend moves it at one beat per cycle."""
+    return 20 * host.command_timeout_us
 
 
 # -- io_round_trip -----------------------------------------------------------------------
@@ -161,8 +163,8 @@ async def io_status_paths(host: NvmeHost, bench):
     expect(await host.write_zeroes(q, M64, 2, deac=True, check=False), G.LBA_OUT_OF_RANGE,
            True, "Write Zeroes overflowing")
     # Write Zeroes has no MDTS: as many blocks as NLB holds, within the namespace.
-    expect(await host.write_zeroes(q, 0, min(nsze, 1 << 16)), G.SUCCESS, False,
-           "Write Zeroes beyond MDTS")
+    expect(await host.write_zeroes(q, 0, min(nsze, 1 << 16), timeout_us=_long(host)),
+           G.SUCCESS, False, "Write Zeroes beyond MDTS")
 
     # Invalid PRP Offset, wherever it hides.
     pages = 3 * PAGE_BYTES // size
@@ -247,7 +249,7 @@ def _layout_cases(size, mdts):
          PrpLayout(chain_after=2, data_high="mixed", list_high=False, shuffle=True)),
         ("contiguous above 4 GiB", 3 * page + 512, PrpLayout(contiguous=True, data_high=True),
          PrpLayout(offset=0x200, data_high=False)),
-        ("MDTS", mdts, PrpLayout(), PrpLayout(offset=0x100, chain_after=7)),
+        ("MDTS, full", mdts, PrpLayout(), PrpLayout(offset=0x100, chain_after=7)),
         ("MDTS from a DWORD offset, chained above 4 GiB", mdts,
          PrpLayout(offset=page - 4, chain_after=63, data_high="mixed", list_high=True,
                    shuffle=True), PrpLayout(contiguous=True)),
@@ -255,16 +257,17 @@ def _layout_cases(size, mdts):
     return [(label, -(-n // size) * size, w, r) for label, n, w, r in cases]
 
 
-async def prp_layouts(host: NvmeHost, bench, *, mdts=True):
+async def prp_layouts(host: NvmeHost, bench, *, mdts=True, full=False):
     """Writes and reads across every PRP shape: DWORD offsets, PRP1 + PRP2, a list with
     an offset, a list to the end of its page, chained lists, data and lists above 4 GiB,
-    contiguous and scattered pages, up to MDTS (``mdts=False`` leaves the 512 KiB cases
-    out). Each range is written with one layout through one queue and read back with
-    another through the next."""
+    contiguous and scattered pages, up to MDTS (512 KiB: one case, ``full`` two,
+    ``mdts=False`` none). Each range is written with one layout through one queue and
+    read back with another through the next."""
     qids = await io_bring_up(host, bench)
     size = host.lba_bytes()
     slba = 0
-    cases = [c for c in _layout_cases(size, host.mdts_bytes) if mdts or "MDTS" not in c[0]]
+    cases = [c for c in _layout_cases(size, host.mdts_bytes)
+             if ("MDTS" not in c[0] or mdts) and ("full" not in c[0] or full)]
     for i, (label, length, wlayout, rlayout) in enumerate(cases):
         blocks = length // size
         if slba + blocks > host.namespace_blocks():
@@ -364,7 +367,7 @@ async def format_nvm(host: NvmeHost, bench, *, race=True):
     ns_bytes = size * nsze
     await host.write(q, 0, pattern("head", 8 * size))
     await host.write(q, nsze - 8, pattern("tail", 8 * size))
-    await host.format_nvm(other, mset=1, pil=1)            # ignored: no metadata
+    await host.format_nvm(other, mset=1, pil=1, timeout_us=_long(host))   # no metadata
     new = host.namespace(1)
     size2 = host.lba_bytes()
     check((new.flbas & 0xF) == other and size2 != size, f"FLBAS {new.flbas} after the format")
@@ -381,7 +384,8 @@ async def format_nvm(host: NvmeHost, bench, *, race=True):
     check(back == data, "read back at the new LBA size differs")
     expect(await host.read(q, nsze2 - 1, 2, check=False, name="failing"),
            G.LBA_OUT_OF_RANGE, True, "past the new end")
-    await host.format_nvm(first, nsid=BROADCAST_NSID, ses=SecureErase.USER_DATA_ERASE.value)
+    await host.format_nvm(first, nsid=BROADCAST_NSID, ses=SecureErase.USER_DATA_ERASE.value,
+                          timeout_us=_long(host))
     check(host.lba_bytes() == size and host.namespace_blocks() == nsze,
           "the first format is not back")
     _, back = await host.read(q, nsze - 8, 8)
@@ -390,10 +394,11 @@ async def format_nvm(host: NvmeHost, bench, *, race=True):
         await bench.compare()                   # everything up to here, exactly
         cid = await host.format_nvm(first, wait=False)
         cmd = await host.submit_read(q, 0, 1, name="format-race")
-        await host.io_wait(cmd)
+        await host.io_wait(cmd, timeout_us=_long(host))
         check(cmd.ok or cmd.status.is_(G.FORMAT_IN_PROGRESS, dnr=False),
               f"{cmd} behind a Format: {cmd.status}")
-        await host.format_done(cid)
+        await host.format_done(cid, timeout_us=_long(host))
+        await bench.wait(2)                     # the last MSI-X messages land
         bench.forget_io()
 
 
@@ -476,7 +481,7 @@ async def smart_and_error_log(host: NvmeHost, bench):
 
 # -- abort_io -----------------------------------------------------------------------------------
 
-async def abort_io(host: NvmeHost, bench, *, reads=4):
+async def abort_io(host: NvmeHost, bench, *, reads=4, blocks=64):
     """Abort of I/O commands. A command already completed: "not aborted" (DW0 bit 0 = 1),
     compared. Then a race: ``reads`` large Reads in flight over the queues and an Abort
     of the last one; by timing either the Abort says DW0 = 0 and the Read completes with
@@ -486,7 +491,7 @@ async def abort_io(host: NvmeHost, bench, *, reads=4):
     the model's, so nothing after reads the logs). The queues keep working."""
     qids = await io_bring_up(host, bench)
     size = host.lba_bytes()
-    blocks = min(host.mdts_bytes // size, host.namespace_blocks() // (reads + 1))
+    blocks = min(blocks, host.mdts_bytes // size, host.namespace_blocks() // (reads + 1))
     for i in range(reads):
         await host.write(qids[i % len(qids)], i * blocks, pattern(("abort", i),
                                                                   blocks * size))
@@ -510,6 +515,7 @@ async def abort_io(host: NvmeHost, bench, *, reads=4):
     for cmd in cmds[:-1]:
         expect(cmd, G.SUCCESS, False, str(cmd))
     log.info("abort_io: the Read was %saborted", "" if aborted else "not ")
+    await bench.wait(2)                         # the last MSI-X messages land
     bench.forget_io(admin=True)
     await host.verify_io(blocks=2, first_lba=reads * blocks)
 
@@ -559,7 +565,7 @@ def _random_command(rng, ops, weights, qids, region, mdts_blocks, size):
     return op, qid, slba, blocks, dsm, ranges, op in ("write", "zeroes", "dsm")
 
 
-async def data_integrity(host: NvmeHost, bench, *, seed=1, count=48, in_flight=32,
+async def data_integrity(host: NvmeHost, bench, *, seed=1, count=32, in_flight=32,
                          region_blocks=None, sweep=True):
     """Seeded random traffic over every I/O queue: ``count`` commands, up to
     ``in_flight`` (≤ the build's I/O slots) at once; Reads, Writes, Write Zeroes (with and
@@ -579,7 +585,8 @@ async def data_integrity(host: NvmeHost, bench, *, seed=1, count=48, in_flight=3
     shadow = host.shadow
     # A known start: zeroes everywhere (Write Zeroes has no MDTS).
     for slba in range(0, region, 1 << 16):
-        await host.write_zeroes(qids[0], slba, min(1 << 16, region - slba))
+        await host.write_zeroes(qids[0], slba, min(1 << 16, region - slba),
+                                timeout_us=_long(host))
     ops = ("read", "write", "zeroes", "dsm", "compare", "flush")
     weights = (40, 34, 8, 7, 8, 3)
     issued = {op: 0 for op in ops}
