@@ -19,6 +19,7 @@ from nvmecore.layouts import (
     NvmOpcode,
     Reg,
     Sqe,
+    public_fields,
 )
 from nvmetb.model import CompletionEntry, ControllerModel, Status
 
@@ -145,12 +146,15 @@ class Host:
 
     # -- Submission ---------------------------------------------------------------------
 
-    def sqe(self, opc, cid, *, fuse=0, psdt=0, nsid=0, prp1=0, prp2=0, **cdw):
+    def sqe(self, opc, cid, *, fuse=0, psdt=0, nsid=0, prp1=0, prp2=0, **dwords):
+        """The 64 bytes of an SQE; ``dwords`` are the other fields of ``Sqe`` by name
+        (cdw2, cdw3, mptr, cdw10 .. cdw15), zero when not given."""
+        unknown = set(dwords) - set(public_fields(Sqe))
+        assert not unknown, f"not SQE fields: {unknown}"
         return Sqe.const({
+            **dwords,
             "cdw0": {"opc": opc, "fuse": fuse, "psdt": psdt, "cid": cid},
             "nsid": nsid, "prp1": prp1, "prp2": prp2,
-            **{name: cdw.get(name, 0) for name in
-               ("cdw10", "cdw11", "cdw12", "cdw13", "cdw14", "cdw15")},
         }).as_bits().to_bytes(64, "little")
 
     def submit(self, qid, opc, *, ring=True, cid=None, **fields):

@@ -266,7 +266,6 @@ class AdminCommandSet:
             raise Refused(CommandSpecificStatus.AER_LIMIT_EXCEEDED)
         return HELD
 
-
     # -- Format NVM [NVMe 1.4 §5.23] ---------------------------------------------------------
 
     def format_nvm(self, sqe):

@@ -10,11 +10,11 @@ messages) and the INTx level.
 Given host memory (``memory``: any object with ``read(addr, n) -> bytes`` and
 ``write(addr, data)``), it is also the queue engine and the admin command set of
 docs/admin-commands.md and the NVM command set of docs/io-commands.md, at transaction
-level. After every input that can make work (a
-doorbell, CC, the PCIe configuration, the temperature), it runs to quiescence before
-returning: SQ entries are fetched round robin within CQ credit, executed in order, their
-completions written to the CQs with interrupts behind them, held Asynchronous Event
-Requests completed. Without ``memory`` it is the register-level model only.
+level. After every input that can make work (a doorbell, CC, the PCIe configuration,
+the temperature), it runs to quiescence before returning: SQ entries are fetched round
+robin within CQ credit, executed in order, their completions written to the CQs with
+interrupts behind them, held Asynchronous Event Requests completed. Without ``memory``
+it is the register-level model only.
 
 Timing is not modelled, except the interrupt aggregation time (:meth:`advance_time`).
 What the RTL may do differently where timing decides is listed in DESIGN.md §11.
