@@ -6,8 +6,11 @@ lock step."""
 import logging
 
 import pytest
+from amaranth.lib import data
 
 from nvmecore import CoreConfig
+from nvmecore.admin_layouts import FeatureId
+from nvmecore.layouts import Cqe
 from nvmetb.bench.harness import Mismatch
 from nvmetb.bench.model_backend import run_lockstep_model
 from nvmetb.host import pattern
@@ -66,11 +69,16 @@ def _swap(bench, i, j):
     writes[i], writes[j] = DeviceWrite(a.addr, b.data), DeviceWrite(b.addr, a.data)
 
 
-def _patch(bench, i, offset, xor):
+def _patch(bench, i, field):
+    """Flip the lowest bit of a field (a path into the Cqe layout) of CQ entry write
+    ``i``."""
     w = bench.memory.writes[i]
-    raw = bytearray(w.data)
-    raw[offset] ^= xor
-    bench.memory.writes[i] = DeviceWrite(w.addr, bytes(raw))
+    offset, shape = 0, Cqe
+    for name in field:
+        item = data.Layout.cast(shape)[name]
+        offset, shape = offset + item.offset, item.shape
+    raw = int.from_bytes(w.data, "little") ^ 1 << offset
+    bench.memory.writes[i] = DeviceWrite(w.addr, raw.to_bytes(len(w.data), "little"))
 
 
 async def _traffic(host, bench):
@@ -78,7 +86,7 @@ async def _traffic(host, bench):
     await io_bring_up(host, bench, entries=8)
     cmds = [await host.submit_read(1, i, 1) for i in range(12)]
     await host.io_wait_all(cmds, check=True)
-    await host.get_features(0x07)
+    await host.get_features(FeatureId.NUMBER_OF_QUEUES)
 
 
 def test_compare_takes_io_completions_in_any_order():
@@ -98,11 +106,11 @@ def test_compare_fails(how):
         elif how == "phase":
             _swap(bench, io[0], io[-1])                       # across a lap of 8 entries
         elif how == "status":
-            _patch(bench, io[3], 14, 0x02)                    # SC bit 0
+            _patch(bench, io[3], ("status", "sc"))
         elif how == "cid":
-            _patch(bench, io[3], 12, 0x01)
+            _patch(bench, io[3], ("cid",))
         elif how == "dw0":
-            _patch(bench, io[3], 0, 0x01)
+            _patch(bench, io[3], ("dw0",))
         else:
             del bench.memory.writes[io[5]]
     with pytest.raises(Mismatch):

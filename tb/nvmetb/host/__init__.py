@@ -8,7 +8,7 @@ from .driver import (
     build_sqe,
     decode_cqe,
 )
-from .io import READ_FILL, IoCommand, IoStats, pattern
+from .io import MAX_BLOCKS, READ_FILL, IoCommand, IoStats, pattern
 from .prp import PrpBuffers, PrpLayout, build_prps
 from .shadow import NamespaceShadow
 from .status import (
@@ -26,6 +26,6 @@ __all__ = [
     "Transport", "HostMemoryTransport", "NvmeHost", "Status", "build_sqe", "decode_cqe",
     "SubmissionQueue", "CompletionQueue", "NvmeError", "CommandError", "ControllerTimeout",
     "ProtocolError", "QueueFull", "DataMismatch",
-    "IoCommand", "IoStats", "READ_FILL", "pattern", "PrpLayout", "PrpBuffers", "build_prps",
-    "NamespaceShadow",
+    "IoCommand", "IoStats", "READ_FILL", "MAX_BLOCKS", "pattern", "PrpLayout", "PrpBuffers",
+    "build_prps", "NamespaceShadow",
 ]

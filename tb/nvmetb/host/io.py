@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from amaranth.lib import data
 
 from nvmecore.admin_layouts import (
+    Cns,
     ErrorLogEntry,
     IdentifyController,
     IdentifyNamespace,
@@ -48,6 +49,7 @@ from nvmecore.layouts import (
 )
 from nvmecore.nvm_layouts import (
     BROADCAST_NSID,
+    DSM_MAX_RANGES,
     DSM_RANGE_BYTES,
     PAGE_BYTES,
     DsmDw10,
@@ -70,7 +72,7 @@ from .status import (
     Status,
 )
 
-__all__ = ["IoCommand", "IoStats", "NvmIo", "READ_FILL", "pattern"]
+__all__ = ["IoCommand", "IoStats", "NvmIo", "READ_FILL", "MAX_BLOCKS", "pattern"]
 
 log = logging.getLogger("tb")
 
@@ -90,6 +92,10 @@ _REFUSED = {(StatusCodeType.GENERIC.value, code.value) for code in (
 _DTE = (StatusCodeType.GENERIC.value, GenericStatus.DATA_TRANSFER_ERROR.value)
 
 _OPCODE_NAMES = {op.value: op.name.lower() for op in NvmOpcode}
+#: The most logical blocks one command names: NLB is a 16-bit 0's based field.
+MAX_BLOCKS = 1 << data.Layout.cast(ReadWriteDw12)["nlb"].width
+#: FLBAS bits 3:0 select the LBA format in use [NVMe 1.4 Figure 245, byte 26].
+_FLBAS_FORMAT = 0xF
 
 
 def _encode(shape, fields):
@@ -211,7 +217,11 @@ class NvmIo:
         """The LBA data size of the format in use (FLBAS) [NVMe 1.4 Figure 245]; for an
         NSID that is not a namespace, that of the first one."""
         ns = self.namespace(nsid if nsid in self.id_ns else min(self.id_ns))
-        return 1 << ns.lbaf[ns.flbas & 0xF].lbads
+        return 1 << ns.lbaf[ns.flbas & _FLBAS_FORMAT].lbads
+
+    def lba_format(self, nsid=1) -> int:
+        """The LBA format in use (FLBAS bits 3:0), an index into the LBAF list."""
+        return self.namespace(nsid).flbas & _FLBAS_FORMAT
 
     def namespace_blocks(self, nsid=1) -> int:
         """NSZE, in logical blocks."""
@@ -257,22 +267,33 @@ class NvmIo:
         if self.shadow is not None:
             cmd.key = (qid, id(cmd))
             self.shadow.begin(cmd.key, cmd.byte_ranges, cmd.writes)
-        cmd.cid = await self.submit(qid, {
-            "cdw0": {"opc": opcode, "fuse": fuse, "psdt": psdt}, "nsid": nsid,
-            "prp1": prp1, "prp2": prp2,
-            "cdw10": slba & _M32 if cdw10 is None else cdw10,
-            "cdw11": slba >> 32 & _M32 if cdw11 is None else cdw11,
-            "cdw12": cdw12, "cdw13": cdw13}, ring=ring)
+        try:
+            cmd.cid = await self.submit(qid, {
+                "cdw0": {"opc": opcode, "fuse": fuse, "psdt": psdt}, "nsid": nsid,
+                "prp1": prp1, "prp2": prp2,
+                "cdw10": slba & _M32 if cdw10 is None else cdw10,
+                "cdw11": slba >> 32 & _M32 if cdw11 is None else cdw11,
+                "cdw12": cdw12, "cdw13": cdw13}, ring=ring)
+        except Exception:
+            if self.shadow is not None:
+                self.shadow.end(cmd.key)
+            if cmd.prp is not None:
+                cmd.prp.free(self.t)
+            raise
         pending[(qid, cmd.cid)] = cmd
         self.io_stats.max_in_flight = max(self.io_stats.max_in_flight, len(pending))
         return cmd
 
     @staticmethod
-    def _rw_dw12(blocks, fua=False, lr=False, **extra):
-        if not 1 <= blocks <= 1 << 16:
-            raise ValueError(f"{blocks} blocks: NLB holds 1 to 65536")
-        return _encode(ReadWriteDw12, {"nlb": blocks - 1, "fua": int(fua), "lr": int(lr),
-                                       **extra})
+    def _nlb(blocks):
+        if not 1 <= blocks <= MAX_BLOCKS:
+            raise ValueError(f"{blocks} blocks: NLB holds 1 to {MAX_BLOCKS}")
+        return blocks - 1
+
+    @classmethod
+    def _rw_dw12(cls, blocks, fua=False, lr=False):
+        return _encode(ReadWriteDw12, {"nlb": cls._nlb(blocks), "fua": int(fua),
+                                       "lr": int(lr)})
 
     async def submit_read(self, qid, slba, blocks, *, layout=None, nsid=1, name="data",
                           fua=False, lr=False, dsm=0, **kwargs) -> IoCommand:
@@ -309,11 +330,9 @@ class NvmIo:
                                   **kwargs) -> IoCommand:
         """Write Zeroes over ``blocks`` blocks from ``slba`` (opcode 08h); ``deac``
         deallocates them as well."""
-        if not 1 <= blocks <= 1 << 16:
-            raise ValueError(f"{blocks} blocks: NLB holds 1 to 65536")
         return await self.io_submit(
             qid, NvmOpcode.WRITE_ZEROES, nsid=nsid, slba=slba, blocks=blocks,
-            cdw12=_encode(WriteZeroesDw12, {"nlb": blocks - 1, "deac": int(deac)}),
+            cdw12=_encode(WriteZeroesDw12, {"nlb": self._nlb(blocks), "deac": int(deac)}),
             deallocate=deac, **kwargs)
 
     async def submit_dsm(self, qid, ranges, *, ad=True, idr=False, idw=False, nsid=1,
@@ -321,8 +340,9 @@ class NvmIo:
         """Dataset Management (opcode 09h) over ``ranges``: ``(slba, blocks)`` or
         ``(slba, blocks, context attributes)`` each (1 to 256); ``ad`` deallocates."""
         ranges = [tuple(r) + (0,) * (3 - len(r)) for r in ranges]
-        if not 1 <= len(ranges) <= 256:
-            raise ValueError(f"{len(ranges)} ranges: Dataset Management takes 1 to 256")
+        if not 1 <= len(ranges) <= DSM_MAX_RANGES:
+            raise ValueError(f"{len(ranges)} ranges: Dataset Management takes 1 to "
+                             f"{DSM_MAX_RANGES}")
         raw = b"".join(_encode(DsmRange, {"cattr": cattr, "nlb": n, "slba": s})
                        .to_bytes(DSM_RANGE_BYTES, "little") for s, n, cattr in ranges)
         return await self.io_submit(
@@ -522,9 +542,11 @@ class NvmIo:
         cqe = await self.wait_completion(0, cid, timeout_us)
         if Status.of(cqe).ok:
             for nsid in self.nsids:
-                _, self.id_ns[nsid] = await self.identify(0x00, nsid=nsid)
+                _, self.id_ns[nsid] = await self.identify(Cns.NAMESPACE, nsid=nsid)
             if self.shadow is not None:
-                self.track_namespace(zeroed=True)
+                in_flight = self.shadow.in_flight
+                self.track_namespace(zeroed=True)        # the new size, all zeroes
+                self.shadow.in_flight = in_flight
         elif check:
             raise CommandError("Format NVM", cqe)
         return cqe

@@ -20,9 +20,15 @@ import logging
 import random
 
 from nvmecore.layouts import CommandSpecificStatus, GenericStatus, MediaStatus, NvmOpcode
-from nvmecore.nvm_layouts import BROADCAST_NSID, PAGE_BYTES, SECTOR_BYTES, SecureErase
+from nvmecore.nvm_layouts import (
+    BROADCAST_NSID,
+    DSM_MAX_RANGES,
+    PAGE_BYTES,
+    SECTOR_BYTES,
+    SecureErase,
+)
 from nvmetb.bench.harness import Mismatch
-from nvmetb.host import IoCommand, NvmeHost, PrpLayout, Status, pattern
+from nvmetb.host import MAX_BLOCKS, IoCommand, NvmeHost, PrpLayout, Status, pattern
 from nvmetb.host.prp import prp_pieces
 
 __all__ = ["IO_SCENARIOS", "MEDIA_SCENARIOS", "expect", "io_bring_up"]
@@ -126,6 +132,7 @@ async def io_status_paths(host: NvmeHost, bench):
     unknown = await host.io_submit(q, 0x7F, fuse=1)
     expect(await host.io_wait(unknown), G.INVALID_FIELD, False, "FUSE before the opcode")
     for opcode in (0x04, 0x0C, 0x7F, 0x81):          # Write Uncorrectable, Verify, ...
+        assert opcode not in {op.value for op in NvmOpcode}
         cmd = await host.io_submit(q, opcode, psdt=1)
         expect(await host.io_wait(cmd), G.INVALID_OPCODE, True, f"opcode {opcode:#x}")
     # PSDT: refused for the commands that move data, ignored by the others.
@@ -163,7 +170,7 @@ async def io_status_paths(host: NvmeHost, bench):
     expect(await host.write_zeroes(q, M64, 2, deac=True, check=False), G.LBA_OUT_OF_RANGE,
            True, "Write Zeroes overflowing")
     # Write Zeroes has no MDTS: as many blocks as NLB holds, within the namespace.
-    expect(await host.write_zeroes(q, 0, min(nsze, 1 << 16), timeout_us=_long(host)),
+    expect(await host.write_zeroes(q, 0, min(nsze, MAX_BLOCKS), timeout_us=_long(host)),
            G.SUCCESS, False, "Write Zeroes beyond MDTS")
 
     # Invalid PRP Offset, wherever it hides.
@@ -186,7 +193,7 @@ async def io_status_paths(host: NvmeHost, bench):
                 cmd = await host.submit_write(q, 0, pattern(label, blocks * size),
                                               layout=layout, **fail)
             expect(await host.io_wait(cmd), G.INVALID_PRP_OFFSET, True, f"{op}: {label}")
-    cmd = await host.submit_dsm(q, [(i, 1) for i in range(256)], layout=PrpLayout(
+    cmd = await host.submit_dsm(q, [(i, 1) for i in range(DSM_MAX_RANGES)], layout=PrpLayout(
         offset=0x800, bad_prp2=0x10), name="failing")
     expect(await host.io_wait(cmd), G.INVALID_PRP_OFFSET, True, "DSM ranges PRP2")
 
@@ -302,8 +309,9 @@ async def zeroes_and_dsm(host: NvmeHost, bench, *, blocks=64):
     await host.read(qids[-1], 0, blocks)
     # 256 ranges, PRP1 in the last 0x100 bytes of its page: the list goes on at PRP2.
     await host.write(q, 0, data)
-    ranges = [(i, 1) for i in range(0, 2 * blocks, 2)] + [(0, 0)] * (256 - blocks)
-    await host.dataset_management(q, ranges[:256], layout=PrpLayout(offset=PAGE_BYTES - 0x100))
+    ranges = [(i, 1) for i in range(0, 2 * blocks, 2)]
+    ranges = (ranges + [(0, 0)] * DSM_MAX_RANGES)[:DSM_MAX_RANGES]
+    await host.dataset_management(q, ranges, layout=PrpLayout(offset=PAGE_BYTES - 0x100))
     _, back = await host.read(q, 0, blocks)
     want = bytearray(data)
     for i in range(0, blocks, 2):
@@ -350,7 +358,7 @@ async def format_nvm(host: NvmeHost, bench, *, race=True):
     (Format In Progress or success, by timing; not compared)."""
     qids = await io_bring_up(host, bench)
     q = qids[0]
-    first = host.namespace(1).flbas & 0xF
+    first = host.lba_format()
     other = 1 - first
     for label, kwargs, code, dnr in (
             ("NSID 2", {"nsid": 2, "lbaf": 5, "pi": 1}, G.INVALID_NAMESPACE, True),
@@ -370,7 +378,7 @@ async def format_nvm(host: NvmeHost, bench, *, race=True):
     await host.format_nvm(other, mset=1, pil=1, timeout_us=_long(host))   # no metadata
     new = host.namespace(1)
     size2 = host.lba_bytes()
-    check((new.flbas & 0xF) == other and size2 != size, f"FLBAS {new.flbas} after the format")
+    check(host.lba_format() == other and size2 != size, f"FLBAS {new.flbas} after the format")
     check(new.nsze == new.ncap == new.nuse == ns_bytes // size2,
           f"NSZE {new.nsze} NCAP {new.ncap} NUSE {new.nuse} for {ns_bytes} bytes")
     nsze2 = new.nsze
@@ -405,6 +413,7 @@ async def format_nvm(host: NvmeHost, bench, *, race=True):
 # -- smart_and_error_log ---------------------------------------------------------------------
 
 def _units(sectors):
+    """Data Units: thousands of 512-byte units, rounded up [NVMe 1.4 Figure 194]."""
     return -(-sectors // 1000)
 
 
@@ -584,8 +593,8 @@ async def data_integrity(host: NvmeHost, bench, *, seed=1, count=32, in_flight=3
     in_flight = min(in_flight, bench.config.io_slots)
     shadow = host.shadow
     # A known start: zeroes everywhere (Write Zeroes has no MDTS).
-    for slba in range(0, region, 1 << 16):
-        await host.write_zeroes(qids[0], slba, min(1 << 16, region - slba),
+    for slba in range(0, region, MAX_BLOCKS):
+        await host.write_zeroes(qids[0], slba, min(MAX_BLOCKS, region - slba),
                                 timeout_us=_long(host))
     ops = ("read", "write", "zeroes", "dsm", "compare", "flush")
     weights = (40, 34, 8, 7, 8, 3)
