@@ -42,7 +42,6 @@ from nvmecore.layouts import (
     Cap,
     Cc,
     Cqe,
-    CqeStatus,
     Csts,
     GenericStatus,
     MsixEntry,
@@ -50,10 +49,19 @@ from nvmecore.layouts import (
     ShnType,
     ShstState,
     Sqe,
-    StatusCodeType,
     field_mask,
 )
 
+from .io import IoCommand, IoStats, NvmIo
+from .shadow import NamespaceShadow
+from .status import (
+    CommandError,
+    ControllerTimeout,
+    NvmeError,
+    ProtocolError,
+    QueueFull,
+    Status,
+)
 from .transport import Transport
 
 __all__ = [
@@ -123,64 +131,6 @@ def decode_cqe(raw: bytes):
     return _decode(Cqe, int.from_bytes(raw, "little"))
 
 
-@dataclass(frozen=True)
-class Status:
-    """A CQE's status field as integers (safe for reserved SCT values, which the
-    ``StatusCodeType`` enum cannot hold)."""
-    sct: int
-    sc: int
-    dnr: bool = False
-    more: bool = False
-    crd: int = 0
-
-    @classmethod
-    def of(cls, cqe):
-        bits = cqe.status.as_bits()
-        return cls(_field(CqeStatus, "sct", bits), _field(CqeStatus, "sc", bits),
-                   bool(_field(CqeStatus, "dnr", bits)), bool(_field(CqeStatus, "m", bits)),
-                   _field(CqeStatus, "crd", bits))
-
-    @property
-    def ok(self):
-        return self.sct == StatusCodeType.GENERIC.value and self.sc == GenericStatus.SUCCESS.value
-
-    def is_(self, code, dnr=None):
-        """Whether this is ``code`` (a ``GenericStatus`` or ``CommandSpecificStatus``
-        member), and DNR matches when ``dnr`` is given."""
-        sct = (StatusCodeType.GENERIC if isinstance(code, GenericStatus)
-               else StatusCodeType.COMMAND_SPECIFIC)
-        return (self.sct == sct.value and self.sc == code.value
-                and (dnr is None or self.dnr == dnr))
-
-    def __str__(self):
-        return f"{self.sct:X}/{self.sc:02X}" + ("+DNR" if self.dnr else "")
-
-
-class NvmeError(Exception):
-    pass
-
-
-class CommandError(NvmeError):
-    """A command completed with an unexpected status."""
-
-    def __init__(self, what, cqe):
-        self.cqe = cqe
-        self.status = Status.of(cqe)
-        super().__init__(f"{what}: status {self.status}")
-
-
-class ControllerTimeout(NvmeError, TimeoutError):
-    pass
-
-
-class ProtocolError(NvmeError):
-    """The controller broke the queue protocol (unknown CID, bad SQHD, ...)."""
-
-
-class QueueFull(NvmeError):
-    pass
-
-
 # -- Queues ------------------------------------------------------------------------------------
 
 @dataclass
@@ -209,7 +159,7 @@ class CompletionQueue:
     phase: int = 1
 
 
-class NvmeHost:
+class NvmeHost(NvmIo):
     """The host side of one controller.
 
     ``admin_entries``: admin queue depth (Linux: 32). ``poll_us``: the wait between polls
@@ -236,6 +186,10 @@ class NvmeHost:
         self.nsids: list[int] = []
         self.id_ns: dict[int, bytes] = {}
         self.ns_descs: dict[int, bytes] = {}
+        # NVM I/O (nvmetb.host.io)
+        self.io_pending: dict[tuple[int, int], IoCommand] = {}   # (sqid, cid) in flight
+        self.io_stats = IoStats()
+        self.shadow: NamespaceShadow | None = None
 
     # -- Registers ------------------------------------------------------------------------
 
@@ -301,6 +255,7 @@ class NvmeHost:
         self.cqs.clear()
         self.completions.clear()
         self.aer_cids.clear()
+        self._forget_io()
 
     async def setup_msix(self, vectors):
         """Program MSI-X table entries 0..vectors-1 with the transport's addresses and
@@ -340,9 +295,11 @@ class NvmeHost:
         await self.wait_ready(True)
 
     async def bring_up(self, io_queues=1, queue_entries=1024, *, vectors=None,
-                       admin_entries=None):
+                       admin_entries=None, verify_io=False):
         """Everything Linux does from probe to a usable controller (DESIGN.md §11: Debian
-        12's kernel 6.1, plus CNS 06h): returns the number of I/O queue pairs created."""
+        12's kernel 6.1, plus CNS 06h): returns the number of I/O queue pairs created.
+        ``verify_io``: finish with :meth:`verify_io` (a pattern written and read back
+        through every I/O queue; it overwrites the namespace's first blocks)."""
         await self.read_cap()
         await self.t.pci_config(bus_master=True)
         await self.disable()
@@ -376,6 +333,8 @@ class NvmeHost:
         await self.async_event_request()
         log.info("nvme host: controller up, %d I/O queue pairs of %d entries, %d vectors, "
                  "namespaces %s", count, entries, self.vectors, self.nsids)
+        if verify_io:
+            await self.verify_io()
         return count
 
     async def shutdown(self, *, delete_queues=True, timeout_us=None):

@@ -36,9 +36,10 @@ class Transport(abc.ABC):
     # -- Host memory -----------------------------------------------------------------------
 
     @abc.abstractmethod
-    def alloc(self, size, align=PAGE_SIZE, *, offset=0, name=None) -> int:
+    def alloc(self, size, align=PAGE_SIZE, *, offset=0, name=None, above_4g=None) -> int:
         """A zeroed, DMA-able buffer; its address is ``offset`` past an ``align``
-        boundary."""
+        boundary. ``above_4g``: True or False places it above or below 4 GiB (64-bit or
+        32-bit addressing); None lets the transport choose."""
 
     def free(self, addr):  # noqa: B027 (optional: by default buffers are kept)
         """Give a buffer back (the controller must not touch it any more)."""
@@ -107,9 +108,9 @@ class HostMemoryTransport(Transport):
         self.memory = memory if memory is not None else HostMemory()
         self.above_4g = above_4g
 
-    def alloc(self, size, align=PAGE_SIZE, *, offset=0, name=None) -> int:
+    def alloc(self, size, align=PAGE_SIZE, *, offset=0, name=None, above_4g=None) -> int:
         return self.memory.alloc(size, align, offset=offset, name=name,
-                                 above_4g=self.above_4g)
+                                 above_4g=self.above_4g if above_4g is None else above_4g)
 
     def free(self, addr):
         self.memory.free(addr)

@@ -325,10 +325,12 @@ class PcieTransport(HostMemoryTransport):
     async def mmio_write(self, offset, value, size=4):
         await self.bar.write(offset, value.to_bytes(size, "little"))
 
-    def alloc(self, size, align=4096, *, offset=0, name=None):
+    def alloc(self, size, align=4096, *, offset=0, name=None, above_4g=None):
         # Every other queue and buffer above 4 GiB: 64-bit addressing on the link.
         match = re.fullmatch(r"[cs]q(\d+)", name or "")
-        if match:
+        if above_4g is not None:
+            high = above_4g
+        elif match:
             high = int(match.group(1)) % 2 == 1
         else:
             self._allocs += 1
