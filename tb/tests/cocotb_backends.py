@@ -16,6 +16,7 @@ from nvmetb.backend.cocotb_bench import CocotbBackendBench
 from nvmetb.scenarios.backend import (
     abort_in_traffic,
     error_responses,
+    flush_after_writes,
     random_traffic,
     throughput,
 )
@@ -52,6 +53,7 @@ def _check_axi(bench, pattern):
 async def _random(dut, pattern):
     bench = await _bench(dut, pattern, seed=len(pattern))
     await random_traffic(bench, count=24, seed=len(pattern))
+    await flush_after_writes(bench, rounds=3, seed=len(pattern))
     if bench.rules is not None:
         _check_axi(bench, pattern)
     bench.stop()
@@ -72,7 +74,8 @@ async def _abort(dut):
 @cocotb.test()
 @cocotb.parametrize(pattern=list(PATTERNS))
 async def ramdisk_random(dut, pattern):
-    """Random READ / WRITE / ZERO / FLUSH mixes against the shadow namespace."""
+    """Random READ / WRITE / ZERO / FLUSH mixes against the shadow namespace, then
+    FLUSHes behind WRITEs."""
     await _random(dut, pattern)
 
 
@@ -92,7 +95,8 @@ async def ramdisk_abort(dut):
 @cocotb.parametrize(pattern=list(PATTERNS))
 async def axi_random(dut, pattern):
     """Random mixes through cocotbext-axi's RAM, every channel paused at random (busy):
-    checked against the shadow, the RAM's memory and the AXI4 rules."""
+    checked against the shadow, the RAM's memory and the AXI4 rules; then FLUSHes
+    behind WRITEs, each after the B responses of the writes before it."""
     await _random(dut, pattern)
 
 

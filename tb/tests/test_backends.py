@@ -22,6 +22,7 @@ from nvmetb.backend.behaviour import (
 from nvmetb.scenarios.backend import (
     abort_in_traffic,
     error_responses,
+    flush_after_writes,
     random_traffic,
     throughput,
 )
@@ -111,10 +112,15 @@ def test_axi_burst_split(width):
 @pytest.mark.parametrize(("width", "pattern", "outstanding"),
                          [(64, "fast", 1), (256, "busy", 3)])
 def test_axi_random(width, pattern, outstanding):
-    """Random mixes; at 64 bits with one burst in flight per direction, at 256 bits with
-    three, every channel of the memory stalling at random (the limit must be reached)."""
+    """Random mixes, then FLUSHes behind WRITEs; at 64 bits with one burst in flight per
+    direction, at 256 bits with three, every channel of the memory stalling at random
+    (the limit must be reached)."""
     b = bench(AxiBackend, width, pattern, seed=width, outstanding=outstanding)
-    b.run(random_traffic, count=12 if width == 64 else 20, seed=width, max_bytes=4096)
+    async def scenario(bench):
+        await random_traffic(bench, count=12 if width == 64 else 20, seed=width,
+                             max_bytes=4096)
+        await flush_after_writes(bench, seed=width)
+    b.run(scenario)
     assert b.rules.max_reads == b.rules.max_writes == outstanding
 
 

@@ -68,7 +68,7 @@ class AmaranthBackendBench:
     async def ticks(self, n):
         await self._ctx.tick().repeat(n)
 
-    async def wait_idle(self, timeout=100_000):
+    async def wait_idle(self, timeout=30_000):
         await wait_idle(self._ctx, self.initiator, timeout)
 
     def memory(self):

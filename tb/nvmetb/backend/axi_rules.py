@@ -85,6 +85,8 @@ class AxiRules:
         self.errors = {"r": 0, "b": 0}
         self.null_beats = 0
         self.history = [] if record else None
+        self.aw_edges = []              # the edge each AW was taken at, in order
+        self.b_edges = []               # the edge each B came at, in order
 
     def _fail(self, message):
         raise AxiViolation(f"{self.name}, edge {self.cycle}: {message}")
@@ -99,6 +101,7 @@ class AxiRules:
         if s["awvalid"] and s["awready"]:
             self._address("aw", s)
             self._writes.append([self.cycle, s["awlen"] + 1, s["awid"]])
+            self.aw_edges.append(self.cycle)
         if s["arvalid"] and s["arready"]:
             self._address("ar", s)
             self._reads.append([s["arid"], s["arlen"] + 1])
@@ -110,6 +113,7 @@ class AxiRules:
             if not self._b_owed:
                 self._fail("B response with no write burst waiting for one")
             bid = self._b_owed.popleft()
+            self.b_edges.append(self.cycle)
             if s["bid"] != bid:
                 self._fail(f"BID {s['bid']:#x}, expected {bid:#x}")
             self.errors["b"] += s["bresp"] >= AxiResp.SLVERR.value

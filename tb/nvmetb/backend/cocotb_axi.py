@@ -218,7 +218,7 @@ def attach_axi_ram(dut, prefix, clock, reset=None, *, pause=0.0, seed=0, errors=
     if data_width is None:
         data_width = len(getattr(dut, f"{prefix}_wdata"))
     rules = AxiRules(data_width, axi_id=axi_id, outstanding=outstanding, window=window,
-                     name=f"{prefix.rstrip('_')} rules") if check else None
+                     name=f"{prefix.rstrip('_')} rules", record=True) if check else None
     memory = AxiMemory(dut, prefix, clock, reset, size=size, errors=errors, rules=rules)
     memory.set_pauses(pause, seed)
     return memory

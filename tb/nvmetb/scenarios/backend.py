@@ -17,6 +17,8 @@ read directly, or None).
   more traffic and :func:`check_namespace`;
 - :func:`error_responses`: READs, WRITEs and ZEROs on and next to the bench's error
   ranges, then random traffic: those touching a range end ERROR, the others OK;
+- :func:`flush_after_writes`: WRITEs and ZEROs, then a FLUSH: on AXI4 it waits for
+  their B responses (:func:`check_flushes`);
 - :func:`check_namespace`: the whole namespace read back through the backend (and, where
   the bench can, straight from its storage), against the shadow.
 """
@@ -27,8 +29,11 @@ from nvmecore.backend.interface import BackendOp
 from nvmecore.nvm_layouts import SECTOR_BYTES
 from nvmetb.backend.behaviour import RandomMix
 
+#: Cycles an abort's drain may last (bursts in flight finishing) in these scenarios.
+DRAIN_TIMEOUT = 5000
+
 __all__ = ["random_traffic", "throughput", "abort_in_traffic", "error_responses",
-           "check_namespace"]
+           "flush_after_writes", "check_namespace", "check_flushes"]
 
 
 async def check_namespace(bench, chunk=8192):
@@ -54,7 +59,65 @@ async def random_traffic(bench, *, count=60, max_bytes=8192, seed=0):
         ops[r.op.name] = ops.get(r.op.name, 0) + 1
     bench.log.info("random traffic: %d commands %s in %d cycles, %d failed", count, ops,
                    ini.cycle, sum(r.failed for r in ini.completed))
+    check_flushes(bench)
     await check_namespace(bench)
+
+
+def check_flushes(bench):
+    """On an AXI4 backend (and traffic with no abort): every FLUSH's done came after the
+    B of every write burst of the WRITEs and ZEROs accepted before it. Those are the
+    first bursts on AW that carry as many bytes as they (the backend issues write bursts
+    in command order); the rule checker and the initiator count the same clock edges,
+    from an offset."""
+    rules, ini = bench.rules, bench.initiator
+    if rules is None:
+        return 0
+    offset = rules.cycle - ini.cycle
+    sizes = [beats * rules.beat_bytes for ax, _, beats in rules.history if ax == "aw"]
+    checked = 0
+    for req in ini.completed:
+        if req.op != BackendOp.FLUSH:
+            continue
+        owed = sum(r.length for r in ini.completed + list(_in_flight(ini))
+                   if r.op in (BackendOp.WRITE, BackendOp.ZERO) and r.accepted is not None
+                   and r.accepted < req.accepted)
+        bursts = 0
+        while owed > 0:
+            owed -= sizes[bursts]
+            bursts += 1
+        if bursts:
+            checked += 1
+            if not (len(rules.b_edges) >= bursts
+                    and rules.b_edges[bursts - 1] < req.finished + offset):
+                raise AssertionError(f"{req} done at edge {req.finished}, before the B of "
+                                     f"write burst {bursts - 1}, issued before it")
+    return checked
+
+
+def _in_flight(ini):
+    for reqs in ini.in_flight.values():
+        yield from reqs
+
+
+async def flush_after_writes(bench, *, rounds=4, seed=0):
+    """``rounds`` times: three 4 KiB WRITEs or ZEROs, a FLUSH, a READ; on an AXI4 backend
+    each FLUSH must wait for the B responses of the writes before it
+    (:func:`check_flushes`)."""
+    ini, rng = bench.initiator, random.Random(seed)
+    size = bench.config.namespace_bytes
+    for _ in range(rounds):
+        # Four different 4 KiB blocks: nothing in flight together overlaps (rule 7).
+        *writes, read = (4096 * i for i in rng.sample(range(size // 4096), 4))
+        for addr in writes:
+            if rng.random() < 0.7:
+                ini.write(addr, rng.randbytes(4096))
+            else:
+                ini.zero(addr, 4096)
+        ini.flush()
+        ini.read(read, 4096)
+        await bench.wait_idle()
+    if bench.rules is not None:
+        assert check_flushes(bench) >= rounds, "no FLUSH found writes to wait for"
 
 
 async def throughput(bench, *, commands=4, length=4096):
@@ -112,8 +175,13 @@ async def abort_in_traffic(bench, *, aborts=3, count=20, max_bytes=8192, seed=0)
             await bench.ticks(1)
         if rules is not None:
             accepted = ini.accepted_count
-            while ini.accepted_count == accepted and not (ini.idle and rules.idle):
+            for _ in range(DRAIN_TIMEOUT):
+                if ini.accepted_count != accepted or ini.idle and rules.idle:
+                    break
                 await bench.ticks(1)
+            else:
+                raise AssertionError(f"the backend took no command for {DRAIN_TIMEOUT} "
+                                     f"cycles after an abort")
             if ini.idle:
                 await bench.ticks(64)           # the drain of an idle backend
             rules.null_strobes = False
