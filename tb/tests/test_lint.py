@@ -7,8 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from amaranth.back import verilog
 
 from nvmecore import CoreConfig
+from nvmecore.backend.axi import AxiBackend
+from nvmecore.backend.ramdisk import RamDisk
 from nvmecore.cli import USP_TOP_NAME, generate_usp_verilog, generate_verilog
 from nvmetb.sim import REPO_ROOT
 
@@ -22,7 +25,19 @@ BUILDS = {
     "w512-q32": (generate_verilog, CoreConfig(io_queues=32, data_width=512), "nvmecore"),
     "usp-w256": (generate_usp_verilog, CoreConfig(), USP_TOP_NAME),
     "usp-w512": (generate_usp_verilog, CoreConfig(data_width=512), USP_TOP_NAME),
+    # The backends on their own (the core builds them in with CoreConfig.backend).
+    "ramdisk": (lambda config: _block(RamDisk, config, "ramdisk"),
+                CoreConfig(namespace_bytes=16 << 10), "ramdisk"),
+    "axi-w64": (lambda config: _block(AxiBackend, config, "axi_backend"),
+                CoreConfig(data_width=64, axi_outstanding=1), "axi_backend"),
+    "axi-w512": (lambda config: _block(AxiBackend, config, "axi_backend"),
+                 CoreConfig(data_width=512, axi_addr_width=48, axi_id_width=16,
+                            axi_outstanding=64), "axi_backend"),
 }
+
+
+def _block(block, config, name):
+    return verilog.convert(block(config), name=name, emit_src=False)
 
 
 @pytest.mark.parametrize("build", list(BUILDS))

@@ -1,0 +1,172 @@
+"""The RAM disk: the namespace in on-chip memory, behind the backend interface.
+
+One ``W``-bit memory of ``namespace_bytes / (W/8)`` words, never reset (neither the bus
+reset nor ``abort`` touches it). Two engines share it:
+
+- the read engine runs READs on the memory's read port, one beat per cycle;
+- the write engine runs WRITEs and ZEROs on the write port, one beat per cycle, and
+  FLUSHes (done at once: a WRITE's ``done`` comes after its data is in the memory, so
+  nothing is ever waiting to become durable; the FLUSH still queues behind the WRITEs
+  and ZEROs accepted before it).
+
+Commands reach the engines through a small FIFO each, so a READ waiting for its engine
+never holds back a WRITE behind it, and the other way round. The read port's output
+register is the ``rdata`` register: the port reads the next word only when the beat it
+holds is taken (or there is none), so ``rdata`` may stall for any time without losing or
+repeating a beat. Each engine hands its dones to a one-entry slot; :class:`DoneMerge`
+merges the two slots into ``done``.
+
+``abort`` (a level): every register but the memory's contents returns to its reset
+value at each clock edge while it is high, and ``rdata`` / ``done`` offer nothing and
+``cmd`` / ``wdata`` take nothing during it (docs/backend.md, rule 9).
+"""
+
+from amaranth import Module, ResetInserter, Signal
+from amaranth.lib import data, fifo, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In
+
+from ..config import CoreConfig
+from .interface import BackendCommand, BackendOp, BackendPort, BackendStatus
+from .merge import DoneMerge
+
+__all__ = ["RamDisk"]
+
+
+class RamDisk(wiring.Component):
+    """The namespace in block RAM (``CoreConfig.backend = "ramdisk"``).
+
+    ``port`` is the target side of :class:`~nvmecore.backend.interface.BackendPort`.
+    ``queue_depth`` is the depth of each engine's command FIFO.
+    """
+
+    def __init__(self, config: CoreConfig, *, queue_depth=2):
+        self._config = config
+        self._queue_depth = queue_depth
+        self.beat_bytes = config.data_width // 8
+        self.depth = config.namespace_bytes // self.beat_bytes
+        super().__init__({
+            "port": In(BackendPort(config.data_width, config.namespace_addr_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        port = self.port
+        abort = port.abort
+        aw = self._config.namespace_addr_width
+        shift = (self.beat_bytes - 1).bit_length()          # byte address → word address
+        command = data.Layout.cast(BackendCommand(aw))
+
+        m.submodules.mem = mem = Memory(shape=self._config.data_width, depth=self.depth,
+                                        init=[])
+        rd = mem.read_port()
+        wr = mem.write_port()
+
+        # -- Commands: READs to the read engine, the rest to the write engine -------------
+        m.submodules.rq = rq = fifo.SyncFIFO(width=command.size, depth=self._queue_depth)
+        m.submodules.wq = wq = fifo.SyncFIFO(width=command.size, depth=self._queue_depth)
+        is_read = port.cmd.payload.op == BackendOp.READ
+        m.d.comb += [
+            rq.w_data.eq(port.cmd.payload),
+            wq.w_data.eq(port.cmd.payload),
+            rq.w_en.eq(port.cmd.valid & is_read & ~abort),
+            wq.w_en.eq(port.cmd.valid & ~is_read & ~abort),
+            port.cmd.ready.eq(~abort & (is_read & rq.w_rdy | ~is_read & wq.w_rdy)),
+        ]
+
+        m.submodules.merge = merge = DoneMerge()
+
+        # -- Read engine ---------------------------------------------------------------------
+        r_busy = Signal()
+        r_word = Signal(aw - shift)
+        r_left = Signal(aw + 1 - shift)                 # beats not yet read from the memory
+        r_tag = Signal.like(port.done.payload.tag)
+        out_valid = Signal()                            # rd.data holds a beat not yet taken
+        out_last = Signal()
+        out_tag = Signal.like(r_tag)
+        r_done = merge.a
+
+        r_final = r_left == 1
+        taken = port.rdata.valid & port.rdata.ready
+        # The final beat of a READ is read only when its done will find the slot free.
+        issue = r_busy & (~out_valid | taken) & (
+            ~r_final | ~r_done.valid & ~(out_valid & out_last))
+        m.d.comb += [
+            rd.addr.eq(r_word),
+            rd.en.eq(issue),
+            port.rdata.valid.eq(out_valid & ~abort),
+            port.rdata.payload.data.eq(rd.data),
+            port.rdata.payload.last.eq(out_last),
+        ]
+        with m.If(issue):
+            m.d.sync += [
+                out_valid.eq(1), out_last.eq(r_final), out_tag.eq(r_tag),
+                r_word.eq(r_word + 1), r_left.eq(r_left - 1),
+            ]
+            with m.If(r_final):
+                m.d.sync += r_busy.eq(0)
+        with m.Elif(taken):
+            m.d.sync += out_valid.eq(0)
+        next_read = command(rq.r_data)
+        m.d.comb += rq.r_en.eq(~r_busy | issue & r_final)
+        with m.If(rq.r_en & rq.r_rdy):
+            m.d.sync += [
+                r_busy.eq(1), r_tag.eq(next_read.tag),
+                r_word.eq(next_read.addr[shift:]), r_left.eq(next_read.length[shift:]),
+            ]
+        with m.If(taken & out_last):
+            m.d.sync += [r_done.valid.eq(1), r_done.payload.tag.eq(out_tag),
+                         r_done.payload.status.eq(BackendStatus.OK)]
+        with m.Elif(r_done.ready):
+            m.d.sync += r_done.valid.eq(0)
+
+        # -- Write engine --------------------------------------------------------------------
+        w_busy = Signal()
+        w_op = Signal(BackendOp)
+        w_word = Signal(aw - shift)
+        w_left = Signal(aw + 1 - shift)
+        w_tag = Signal.like(r_tag)
+        w_done = merge.b
+
+        w_final = w_left == 1
+        slot_free = ~w_done.valid
+        can_write = w_busy & (~w_final | slot_free)
+        m.d.comb += port.wdata.ready.eq(can_write & (w_op == BackendOp.WRITE) & ~abort)
+        write = Signal()
+        with m.Switch(w_op):
+            with m.Case(BackendOp.WRITE):
+                m.d.comb += write.eq(port.wdata.valid & port.wdata.ready)
+            with m.Case(BackendOp.ZERO):
+                m.d.comb += write.eq(can_write & ~abort)
+        flush = w_busy & (w_op == BackendOp.FLUSH) & slot_free
+        m.d.comb += [
+            wr.addr.eq(w_word),
+            wr.data.eq(port.wdata.payload.data),
+            wr.en.eq(write),
+        ]
+        with m.If(w_op == BackendOp.ZERO):
+            m.d.comb += wr.data.eq(0)
+        with m.If(write):
+            m.d.sync += [w_word.eq(w_word + 1), w_left.eq(w_left - 1)]
+        finished = write & w_final | flush
+        with m.If(finished):
+            m.d.sync += [w_busy.eq(0), w_done.valid.eq(1), w_done.payload.tag.eq(w_tag),
+                         w_done.payload.status.eq(BackendStatus.OK)]
+        with m.Elif(w_done.ready):
+            m.d.sync += w_done.valid.eq(0)
+        next_write = command(wq.r_data)
+        m.d.comb += wq.r_en.eq(~w_busy | finished)
+        with m.If(wq.r_en & wq.r_rdy):
+            m.d.sync += [
+                w_busy.eq(1), w_op.eq(next_write.op), w_tag.eq(next_write.tag),
+                w_word.eq(next_write.addr[shift:]), w_left.eq(next_write.length[shift:]),
+            ]
+
+        m.d.comb += [
+            port.done.valid.eq(merge.out.valid & ~abort),
+            port.done.payload.eq(merge.out.payload),
+            merge.out.ready.eq(port.done.ready),
+        ]
+
+        # abort resets every register (the memory's contents are no register).
+        return ResetInserter(abort)(m)
