@@ -11,6 +11,7 @@ import logging
 import cocotb
 
 from nvmecore.backend.axi import AxiResp
+from nvmecore.backend.interface import BackendOp
 from nvmetb.backend.behaviour import INITIATOR_SETTINGS
 from nvmetb.backend.cocotb_bench import CocotbBackendBench
 from nvmetb.scenarios.backend import (
@@ -26,6 +27,9 @@ logging.getLogger("tb").setLevel(logging.INFO)
 
 #: Back-pressure per pattern: initiator settings and the AXI RAM's pause probability.
 PATTERNS = {"fast": ("fast", 0.0), "busy": ("busy", 0.3)}
+
+#: One-sector commands, many FLUSHes and ZEROs (the *_dones_held_back tests).
+SHORT_MIX = {BackendOp.READ: 3, BackendOp.WRITE: 3, BackendOp.ZERO: 2, BackendOp.FLUSH: 2}
 
 #: Namespace ranges whose AXI beats fail (axi_errors).
 ERRORS = [(0x2000, 0x2200, AxiResp.SLVERR), (0x5000, 0x6000, AxiResp.DECERR)]
@@ -65,6 +69,13 @@ async def _throughput(dut):
     bench.stop()
 
 
+async def _dones_held_back(dut):
+    bench = await CocotbBackendBench(dut, config_from_env(), INITIATOR_SETTINGS["slow_done"],
+                                     seed=6).start()
+    await random_traffic(bench, count=30, seed=6, max_bytes=512, weights=SHORT_MIX)
+    bench.stop()
+
+
 async def _abort(dut):
     bench = await _bench(dut, "busy", seed=7)
     await abort_in_traffic(bench, aborts=3, count=10, seed=7)
@@ -86,6 +97,12 @@ async def ramdisk_throughput(dut):
 
 
 @cocotb.test()
+async def ramdisk_dones_held_back(dut):
+    """One-sector commands while done.ready is mostly low: nothing lost or repeated."""
+    await _dones_held_back(dut)
+
+
+@cocotb.test()
 async def ramdisk_abort(dut):
     """abort in the middle of traffic; later commands work, the namespace is kept."""
     await _abort(dut)
@@ -104,6 +121,12 @@ async def axi_random(dut, pattern):
 async def axi_throughput(dut):
     """4 KiB READs and WRITEs at once, nothing paused: one beat per cycle each way."""
     await _throughput(dut)
+
+
+@cocotb.test()
+async def axi_dones_held_back(dut):
+    """One-sector commands while done.ready is mostly low: nothing lost or repeated."""
+    await _dones_held_back(dut)
 
 
 @cocotb.test()

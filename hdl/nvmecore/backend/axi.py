@@ -256,8 +256,10 @@ class AxiBackend(wiring.Component):
             m.d.sync += draining.eq(0)
 
         # -- Commands, split by direction ----------------------------------------------------
-        m.submodules.rq = rq = fifo.SyncFIFO(width=command.size, depth=self._queue_depth)
-        m.submodules.wq = wq = fifo.SyncFIFO(width=command.size, depth=self._queue_depth)
+        rq = fifo.SyncFIFO(width=command.size, depth=self._queue_depth)
+        wq = fifo.SyncFIFO(width=command.size, depth=self._queue_depth)
+        m.submodules.rq = ResetInserter(drain)(rq)      # the queues empty while draining
+        m.submodules.wq = ResetInserter(drain)(wq)
         is_read = port.cmd.payload.op == BackendOp.READ
         m.d.comb += [
             rq.w_data.eq(port.cmd.payload),
@@ -274,8 +276,7 @@ class AxiBackend(wiring.Component):
                 issue.cmd.valid.eq(queue.r_rdy & ~drain),
                 issue.cmd.payload.eq(queue.r_data),
                 issue.stop.eq(drain),
-                # The queues empty while draining (SyncFIFO has no clear of its own).
-                queue.r_en.eq(issue.cmd.ready | drain),
+                queue.r_en.eq(issue.cmd.ready),
             ]
 
         size = Const((beat_bytes - 1).bit_length(), 3)

@@ -67,6 +67,8 @@ INITIATOR_SETTINGS = {
     "fast": InitiatorSettings(),
     "busy": InitiatorSettings(cmd_gap=0.3, wdata_gap=0.3, rdata_stall=0.4, done_stall=0.4,
                               max_in_flight=6, data_with_cmd=True),
+    # dones pile up in the backend while its data keeps moving
+    "slow_done": InitiatorSettings(done_stall=0.9, max_in_flight=8),
 }
 
 

@@ -48,10 +48,13 @@ async def check_namespace(bench, chunk=8192):
         bench.namespace.check(0, image, "backend storage")
 
 
-async def random_traffic(bench, *, count=60, max_bytes=8192, seed=0):
+async def random_traffic(bench, *, count=60, max_bytes=8192, seed=0, weights=None):
+    """``count`` random commands up to ``max_bytes`` long (ops weighted by ``weights``,
+    as :class:`~nvmetb.backend.behaviour.RandomMix` takes them), then
+    :func:`check_namespace`."""
     ini = bench.initiator
     ini.source = RandomMix(random.Random(seed), count, 0, bench.config.namespace_bytes,
-                           max_bytes=max_bytes)
+                           max_bytes=max_bytes, weights=weights)
     await bench.wait_idle()
     ini.source = None
     ops = {}
