@@ -6,10 +6,9 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from amaranth.back import verilog
-
 from .config import CoreConfig
 from .core import NvmeCore
+from .emit import convert
 from .layouts import DOORBELL_BASE, MSIX_PBA_BASE, MSIX_TABLE_BASE, REG_WIDTH, Reg
 from .nvme.ctrl_regs import cap_value
 
@@ -21,8 +20,7 @@ USP_TOP_NAME = "nvmecore_usp"
 
 def generate_verilog(config: CoreConfig, name: str = TOP_NAME) -> str:
     """The core's Verilog for ``config``, reproducibly (no source locations)."""
-    core = NvmeCore(config)
-    return verilog.convert(core, name=name, emit_src=False)
+    return convert(NvmeCore(config), name=name)
 
 
 def generate_usp_verilog(config: CoreConfig, name: str = USP_TOP_NAME,
@@ -30,8 +28,7 @@ def generate_usp_verilog(config: CoreConfig, name: str = USP_TOP_NAME,
     """The FPGA top for an UltraScale+ PCIe hard IP (:class:`~nvmecore.top.UspTop`): the
     core behind the adapter, with PG213's port names."""
     from .top import UspTop
-    return verilog.convert(UspTop(config, rq_straddle=rq_straddle), name=name,
-                           emit_src=False)
+    return convert(UspTop(config, rq_straddle=rq_straddle), name=name)
 
 
 def _config_arguments(parser):

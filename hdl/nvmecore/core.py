@@ -8,6 +8,12 @@ serial number, NQN, NGUID and EUI-64; ``temperature`` (kelvin; tie to 313 when t
 no sensor) feeds SMART / Health and the temperature threshold feature. A function-level
 reset (``cfg.flr``) resets the whole core, MSI-X table included, like the bus reset.
 
+The NVM I/O path stores the namespace in a backend (docs/backend.md): the on-chip RAM
+disk (``CoreConfig.backend = "ramdisk"``, no port), an AXI4 master (``"axi"``: port
+``axi``) or the user's own on the backend interface (``"external"``: port ``backend``).
+The backend keeps the namespace through a function-level reset (it gets ``abort``
+instead); so does the LBA format register.
+
 With ``CoreConfig.debug`` the core has test-only ports: ``dbg_queue`` creates and deletes
 entries of the doorbell decoder's size table directly, ``dbg_irq`` raises interrupt
 requests, and ``dbg_doorbell`` / ``dbg_event`` show (valid only, no handshake) the
@@ -18,6 +24,9 @@ from amaranth import Module, ResetInserter
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .backend.axi import Axi4Signature, AxiBackend
+from .backend.interface import BackendPort
+from .backend.ramdisk import RamDisk
 from .bus import DmaRead, DmaWrite, PcieConfig, RegisterBus
 from .config import CoreConfig
 from .layouts import AsyncEvent, DoorbellUpdate, IrqRequest, QueueSizeUpdate
@@ -26,12 +35,14 @@ from .nvme.bar0 import Bar0Decoder
 from .nvme.cq_post import CqPoster
 from .nvme.ctrl_regs import ControllerRegisters
 from .nvme.dma_mux import DmaWriteArbiter
+from .nvme.dma_read_mux import DmaReadArbiter
 from .nvme.doorbell import DoorbellDecoder
 from .nvme.host_writer import HostWriter
-from .nvme.io_stub import CommandRouter, IoStub
+from .nvme.io_engine import IoEngine
 from .nvme.irq import InterruptUnit
 from .nvme.log_source import DataSource
 from .nvme.queue_state import QueueState
+from .nvme.router import ADMIN_SLOTS, CommandRouter
 from .nvme.sq_fetch import FetchEngine
 from .pcie.msix import MsixTable
 
@@ -54,6 +65,16 @@ class NvmeCore(wiring.Component):
             "device_id":   In(64),
             "temperature": In(16),
         }
+        if config.backend == "axi":
+            members["axi"] = Out(Axi4Signature(config.axi_addr_width, config.data_width,
+                                               config.axi_id_width))
+        elif config.backend == "external":
+            members["backend"] = Out(BackendPort(config.data_width,
+                                                 config.namespace_addr_width))
+        #: The namespace's storage inside the core (None with an external backend); benches
+        #: look into a RAM disk's memories through it.
+        self.storage = (RamDisk(config) if config.backend == "ramdisk"
+                        else AxiBackend(config) if config.backend == "axi" else None)
         if config.debug:
             members.update({
                 "dbg_queue":    In(stream.Signature(QueueSizeUpdate)),
@@ -72,22 +93,24 @@ class NvmeCore(wiring.Component):
         m.submodules.msix = msix = MsixTable(config)
         m.submodules.irq = irq = InterruptUnit(config)
         m.submodules.queues = queues = QueueState(config)
-        m.submodules.fetch = fetch = FetchEngine(config)
+        m.submodules.fetch = fetch = FetchEngine(config, admin_slots=ADMIN_SLOTS)
         m.submodules.router = router = CommandRouter(config)
         m.submodules.admin = admin = AdminEngine(config)
-        m.submodules.io = io = IoStub(config)
+        m.submodules.io = io = IoEngine(config)
         m.submodules.poster = poster = CqPoster(config)
         m.submodules.writer = writer = HostWriter(config.data_width)
         m.submodules.source = source = DataSource(config)
-        m.submodules.wr_mux = wr_mux = DmaWriteArbiter(config.data_width, 3)
+        m.submodules.wr_mux = wr_mux = DmaWriteArbiter(config.data_width, 4)
+        m.submodules.rd_mux = rd_mux = DmaReadArbiter(config.data_width, 2, depth=64)
 
         # -- Register side ------------------------------------------------------------------
         wiring.connect(m, wiring.flipped(self.regs), bar0.bus)
         wiring.connect(m, bar0.ctrl, ctrl.port)
         wiring.connect(m, bar0.doorbell, doorbell.port)
         wiring.connect(m, bar0.msix, msix.port)
-        quiescent = (doorbell.idle & msix.idle & fetch.idle & admin.idle & io.idle
-                     & poster.idle & writer.idle & wr_mux.idle & irq.idle)
+        quiescent = (doorbell.idle & msix.idle & fetch.idle & router.idle & admin.idle
+                     & io.idle & poster.idle & writer.idle & wr_mux.idle & rd_mux.idle
+                     & irq.idle)
         m.d.comb += [
             ctrl.quiescent.eq(quiescent),
             ctrl.fatal.eq(fetch.fatal),
@@ -146,12 +169,35 @@ class NvmeCore(wiring.Component):
             fetch.reserve.eq(admin.reserve),
             admin.reserve_ack.eq(fetch.reserve_ack),
         ]
-        wiring.connect(m, fetch.dma, wiring.flipped(self.dma_rd))
+        # DMA reads: SQ entries, then the I/O engine's PRP lists and host data.
+        wiring.connect(m, fetch.dma, rd_mux.in0)
+        wiring.connect(m, io.dma_rd, rd_mux.in1)
+        wiring.connect(m, rd_mux.out, wiring.flipped(self.dma_rd))
+        m.d.comb += rd_mux.bus_master_enable.eq(self.cfg.bus_master_enable)
         wiring.connect(m, fetch.cmd, router.cmd)
         wiring.connect(m, router.admin, admin.cmd)
         wiring.connect(m, router.io, io.cmd)
         wiring.connect(m, io.completion, admin.io_completion)
         wiring.connect(m, admin.completion, poster.completion)
+        m.d.comb += [
+            router.clear.eq(ctrl.ctrl_reset),
+            fetch.admin_taken.eq(router.admin_taken),
+            # Each completion leaving the I/O engine frees room for one more I/O command.
+            fetch.io_returned.eq(io.completion.valid & io.completion.ready),
+        ]
+
+        # -- I/O engine ---------------------------------------------------------------------
+        m.d.comb += [
+            io.max_payload_size.eq(self.cfg.max_payload_size),
+            io.max_read_request_size.eq(self.cfg.max_read_request_size),
+            io.flr.eq(self.cfg.flr),
+            admin.format_status.eq(io.format_status),
+            admin.io_abort_hit.eq(io.abort_hit),
+            source.io_counters.eq(io.smart),
+            source.lba_format.eq(io.lba_format),
+        ]
+        wiring.connect(m, admin.format, io.format)
+        wiring.connect(m, admin.io_abort, io.abort)
 
         # -- Admin engine ---------------------------------------------------------------------
         m.d.comb += [
@@ -208,10 +254,12 @@ class NvmeCore(wiring.Component):
         ]
         wiring.connect(m, poster.irq, irq.cq_irq)
         wiring.connect(m, irq.msix, msix.send)
-        # Order of preference on the write port: CQ entries, admin data, MSI-X messages.
+        # Order of preference on the write port: CQ entries, admin data, MSI-X messages,
+        # Read data (each of those is behind whatever it follows: the port keeps order).
         wiring.connect(m, poster.dma, wr_mux.in0)
         wiring.connect(m, writer.dma, wr_mux.in1)
         wiring.connect(m, msix.dma, wr_mux.in2)
+        wiring.connect(m, io.dma_wr, wr_mux.in3)
         wiring.connect(m, wr_mux.out, wiring.flipped(self.dma_wr))
 
         if config.debug:
@@ -225,5 +273,14 @@ class NvmeCore(wiring.Component):
 
         top = Module()
         top.submodules.body = ResetInserter(self.cfg.flr)(m)
+        # The backend keeps the namespace through a function-level reset: it is outside
+        # the reset and gets `abort` from the I/O engine instead.
+        if self.storage is None:
+            wiring.connect(top, io.backend, wiring.flipped(self.backend))
+        else:
+            top.submodules.backend = self.storage
+            wiring.connect(top, io.backend, self.storage.port)
+            if config.backend == "axi":
+                wiring.connect(top, self.storage.axi, wiring.flipped(self.axi))
         return top
 

@@ -19,14 +19,25 @@ merges the two slots into ``done``.
 ``abort`` (a level): every register but the memory's contents returns to its reset
 value at each clock edge while it is high, and ``rdata`` / ``done`` offer nothing and
 ``cmd`` / ``wdata`` take nothing during it (docs/backend.md, rule 9).
+
+Which 512-byte sectors hold data is kept in a bitmap (one bit per sector, zero at power-on):
+a WRITE sets its sectors' bits, a ZERO clears them — a sector per cycle, not a word — and
+a READ of a sector whose bit is clear returns zeroes. So the data memory needs no initial
+contents (the Verilog declares none: UltraRAM cannot have any, and megabits of zeroes in
+the Verilog take the generator minutes), Write Zeroes, deallocation and Format NVM run
+``SECTOR_BYTES / (W/8)`` times faster than writing zeroes, and no later reset (bus reset,
+link down, ``abort``) touches the namespace.
 """
 
-from amaranth import Module, ResetInserter, Signal
+from amaranth import Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, fifo, wiring
+from amaranth.hdl import MemoryData
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
 from ..config import CoreConfig
+from ..emit import NO_INIT
+from ..nvm_layouts import SECTOR_BYTES
 from .interface import BackendCommand, BackendOp, BackendPort, BackendStatus
 from .merge import DoneMerge
 
@@ -45,6 +56,10 @@ class RamDisk(wiring.Component):
         self._queue_depth = queue_depth
         self.beat_bytes = config.data_width // 8
         self.depth = config.namespace_bytes // self.beat_bytes
+        self.sector_words = max(1, SECTOR_BYTES // self.beat_bytes)
+        #: The namespace's words, and which sectors hold data (for benches that look in).
+        self.words = MemoryData(shape=config.data_width, depth=self.depth, init=[])
+        self.written = MemoryData(shape=1, depth=self.depth // self.sector_words, init=[])
         super().__init__({
             "port": In(BackendPort(config.data_width, config.namespace_addr_width)),
         })
@@ -57,10 +72,16 @@ class RamDisk(wiring.Component):
         shift = (self.beat_bytes - 1).bit_length()          # byte address → word address
         command = data.Layout.cast(BackendCommand(aw))
 
-        m.submodules.mem = mem = Memory(shape=self._config.data_width, depth=self.depth,
-                                        init=[])
+        m.submodules.mem = mem = Memory(self.words, attrs=NO_INIT)
         rd = mem.read_port()
         wr = mem.write_port()
+
+        # -- Which sectors hold data ---------------------------------------------------------
+        sector_words = self.sector_words
+        sector_shift = (sector_words - 1).bit_length()
+        m.submodules.written = written = Memory(self.written)
+        written_rd = written.read_port()
+        written_wr = written.write_port()
 
         # -- Commands: READs to the read engine, the rest to the write engine -------------
         m.submodules.rq = rq = fifo.SyncFIFO(width=command.size, depth=self._queue_depth)
@@ -94,8 +115,10 @@ class RamDisk(wiring.Component):
         m.d.comb += [
             rd.addr.eq(r_word),
             rd.en.eq(issue),
+            written_rd.addr.eq(r_word >> sector_shift),
+            written_rd.en.eq(issue),
             port.rdata.valid.eq(out_valid & ~abort),
-            port.rdata.payload.data.eq(rd.data),
+            port.rdata.payload.data.eq(Mux(written_rd.data, rd.data, 0)),
             port.rdata.payload.last.eq(out_last),
         ]
         with m.If(issue):
@@ -132,23 +155,29 @@ class RamDisk(wiring.Component):
         slot_free = ~w_done.valid
         can_write = w_busy & (~w_final | slot_free)
         m.d.comb += port.wdata.ready.eq(can_write & (w_op == BackendOp.WRITE) & ~abort)
+        # A WRITE writes a word per cycle and marks its sector; a ZERO clears a sector's
+        # mark per cycle (its `w_left` counts down a sector's words at a time).
         write = Signal()
+        zero = Signal()
         with m.Switch(w_op):
             with m.Case(BackendOp.WRITE):
                 m.d.comb += write.eq(port.wdata.valid & port.wdata.ready)
             with m.Case(BackendOp.ZERO):
-                m.d.comb += write.eq(can_write & ~abort)
+                m.d.comb += zero.eq(w_busy & ((w_left > sector_words) | slot_free) & ~abort)
         flush = w_busy & (w_op == BackendOp.FLUSH) & slot_free
         m.d.comb += [
             wr.addr.eq(w_word),
             wr.data.eq(port.wdata.payload.data),
             wr.en.eq(write),
+            written_wr.addr.eq(w_word >> sector_shift),
+            written_wr.data.eq(write),
+            written_wr.en.eq(write | zero),
         ]
-        with m.If(w_op == BackendOp.ZERO):
-            m.d.comb += wr.data.eq(0)
         with m.If(write):
             m.d.sync += [w_word.eq(w_word + 1), w_left.eq(w_left - 1)]
-        finished = write & w_final | flush
+        with m.If(zero):
+            m.d.sync += [w_word.eq(w_word + sector_words), w_left.eq(w_left - sector_words)]
+        finished = write & w_final | zero & (w_left == sector_words) | flush
         with m.If(finished):
             m.d.sync += [w_busy.eq(0), w_done.valid.eq(1), w_done.payload.tag.eq(w_tag),
                          w_done.payload.status.eq(BackendStatus.OK)]

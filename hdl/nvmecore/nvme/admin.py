@@ -27,8 +27,12 @@ from ..layouts import (
     QueueSizeUpdate,
     StatusCodeType,
 )
+from ..nvm_layouts import BROADCAST_NSID, FormatNvmDw10, SecureErase
 from .host_writer import HostWriteRequest
-from .identify import AERL, MDTS, WCTEMP_K
+from .identify import AERL, MDTS, NLBAF, WCTEMP_K
+from .io_engine import FormatRequest
+from .io_layouts import IoStatus
+from .io_slots import AbortRequest
 from .log_source import Source
 from .queue_state import QueueSetup
 from .sq_fetch import FetchedCommand
@@ -65,6 +69,7 @@ INVALID_LOG_PAGE = _status(C, CommandSpecificStatus.INVALID_LOG_PAGE, True)
 INVALID_DELETION = _status(C, CommandSpecificStatus.INVALID_QUEUE_DELETION, False)
 AER_LIMIT = _status(C, CommandSpecificStatus.AER_LIMIT_EXCEEDED, False)
 NOT_SAVEABLE = _status(C, CommandSpecificStatus.FEATURE_NOT_SAVEABLE, True)
+INVALID_FORMAT = _status(C, CommandSpecificStatus.INVALID_FORMAT, True)
 
 LOG_SIZES = {LogPage.ERROR_INFORMATION: 4096, LogPage.SMART_HEALTH: 512,
              LogPage.FIRMWARE_SLOT: 512}
@@ -115,6 +120,11 @@ class AdminEngine(wiring.Component):
             "burst_log2": Out(3),
             "coalescing": Out(CoalescingConfig),
             "no_coalescing": Out(config.msix_vectors),
+            # the I/O engine: Format NVM, and Abort of an I/O command
+            "format":     Out(stream.Signature(FormatRequest)),
+            "format_status": In(IoStatus),
+            "io_abort":   Out(stream.Signature(AbortRequest)),
+            "io_abort_hit": In(1),
             "idle":       Out(1),
         })
 
@@ -156,11 +166,17 @@ class AdminEngine(wiring.Component):
             self.error_entry.entry.status.dnr.eq(out.p.dnr),
             self.error_entry.entry.param_error_loc.eq(0xFFFF),
             self.error_entry.entry.nsid.eq(out.p.nsid),
+            self.error_entry.entry.lba.eq(out.p.lba),
         ]
 
         def complete(status, dw0=0, cid=None):
             """Hand a completion to the poster (the caller waits for ``own_valid`` low).
-            ``status`` is DNR in bit 0, SC in bits 8:1, SCT in bits 11:9."""
+            ``status`` is DNR in bit 0, SC in bits 8:1, SCT in bits 11:9 — or an
+            :class:`~.io_layouts.IoStatus` value."""
+            if isinstance(status, int):
+                sc, sct, dnr = status >> 1 & 0xFF, status >> 9 & 0x7, status & 1
+            else:
+                sc, sct, dnr = status.sc, status.sct, status.dnr
             m.d.sync += [
                 own_valid.eq(1),
                 own.dw0.eq(dw0),
@@ -169,9 +185,9 @@ class AdminEngine(wiring.Component):
                 own.cqid.eq(0),
                 own.cid.eq(sqe.cdw0.cid if cid is None else cid),
                 own.sqhd.eq(cmd.sqhd),
-                own.sc.eq(status >> 1 & 0xFF),
-                own.sct.eq(status >> 9 & 0x7),
-                own.dnr.eq(status & 1),
+                own.sc.eq(sc),
+                own.sct.eq(sct),
+                own.dnr.eq(dnr),
             ]
 
         # -- Features (defaults per docs/admin-commands.md) -------------------------------------
@@ -510,8 +526,24 @@ class AdminEngine(wiring.Component):
                                 complete(INVALID_FIELD_RETRY)
                             with m.Elif((sqid == 0) & abort_hit):
                                 m.next = "ABORT_AER"
+                            with m.Elif(sqid != 0):
+                                m.next = "ABORT_IO"
                             with m.Else():
                                 complete(SUCCESS, dw0=1)
+                        with m.Case(AdminOpcode.FORMAT_NVM.value):
+                            # [NVMe 1.4 §5.23; docs/io-commands.md] no metadata, no PI
+                            dw10 = data.View(FormatNvmDw10, cdw10)
+                            with m.If((nsid != 1) & (nsid != BROADCAST_NSID)):
+                                complete(INVALID_NAMESPACE)
+                            with m.Elif(dw10.lbaf > NLBAF):
+                                complete(INVALID_FORMAT)
+                            with m.Elif(dw10.pi != 0):
+                                complete(INVALID_FORMAT)
+                            with m.Elif((dw10.ses != SecureErase.NONE.value)
+                                        & (dw10.ses != SecureErase.USER_DATA_ERASE.value)):
+                                complete(INVALID_FIELD)
+                            with m.Else():
+                                m.next = "FORMAT"
 
             with m.State("CREATE"):
                 is_cq = opc == AdminOpcode.CREATE_IO_CQ.value
@@ -561,6 +593,22 @@ class AdminEngine(wiring.Component):
             with m.State("WRITING"):
                 with m.If(self.writer_idle):
                     complete(SUCCESS)
+                    m.next = "IDLE"
+            with m.State("FORMAT"):
+                # The I/O engine drains its commands, zeroes the namespace, switches FLBAS.
+                m.d.comb += [self.format.valid.eq(1),
+                             self.format.p.lbaf.eq(data.View(FormatNvmDw10, cdw10).lbaf)]
+                with m.If(self.format.ready):
+                    complete(self.format_status)
+                    m.next = "IDLE"
+            with m.State("ABORT_IO"):
+                # An I/O command not started yet is aborted (it completes with Abort
+                # Requested by its mover); otherwise "not aborted" (DW0 bit 0 = 1).
+                m.d.comb += [self.io_abort.valid.eq(1),
+                             self.io_abort.p.sqid.eq(cdw10[:16]),
+                             self.io_abort.p.cid.eq(cdw10[16:32])]
+                with m.If(self.io_abort.ready):
+                    complete(SUCCESS, dw0=~self.io_abort_hit)
                     m.next = "IDLE"
             with m.State("ABORT_AER"):
                 # The aborted AER needs a CQ slot of its own.

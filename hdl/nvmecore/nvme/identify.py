@@ -401,7 +401,9 @@ class IdentifyRom(wiring.Component):
     (an :class:`IdentifyPage`) one cycle after ``en``; it holds while ``en`` is low, and
     resets to 0. The constant beats come from the builders with ``device_id`` = 0 in a
     switch that lists only the non-zero beats; the bytes that depend on ``device_id``
-    (:func:`device_id_positions`) are muxed in from the ``device_id`` input.
+    (:func:`device_id_positions`) are muxed in from the ``device_id`` input, and those of
+    Identify Namespace that depend on the LBA format (NSZE, NCAP, NUSE, FLBAS: the bytes
+    where the two formats' pages differ) from the ``lba_format`` input.
 
     Attributes ``constant_beats`` and ``device_id_beats`` count the beats in the switch.
     """
@@ -415,12 +417,21 @@ class IdentifyRom(wiring.Component):
             "device_id": In(64),
             "beat":      In(range(self._beats)),
             "en":        In(1),
+            "lba_format": In(1),
             "data":      Out(config.data_width),
         })
 
         constant_pages = {page: identify_page(config, page, 0) for page in IdentifyPage}
         positions = device_id_positions(config)
         _check_positions(config, constant_pages, positions)
+        formats = [identify_namespace(config, 0, f) for f in range(len(LBA_DATA_SHIFTS))]
+        assert len(formats) == 2, "the lba_format input selects one of two formats"
+        for offset in range(IDENTIFY_BYTES):
+            if formats[0][offset] != formats[1][offset]:
+                assert offset not in positions[IdentifyPage.NAMESPACE]
+                positions[IdentifyPage.NAMESPACE][offset] = ("format",
+                                                             (formats[0][offset],
+                                                              formats[1][offset]))
 
         # (page, beat) → (constant bytes of the beat, {byte in beat: source}), non-zero only
         self._rom = {}
@@ -434,6 +445,7 @@ class IdentifyRom(wiring.Component):
                 if dynamic or any(chunk):
                     self._rom[page, beat] = (chunk, dynamic)
         self.device_id_beats = sum(1 for _, dynamic in self._rom.values() if dynamic)
+        # (device_id_beats counts the format-dependent beats of Identify Namespace too)
         self.constant_beats = len(self._rom) - self.device_id_beats
 
     def elaborate(self, platform):
@@ -450,6 +462,8 @@ class IdentifyRom(wiring.Component):
 
         def source_value(source):
             kind, i = source
+            if kind == "format":
+                return Mux(self.lba_format, Const(i[1], 8), Const(i[0], 8))
             return digits[i] if kind == "hex" else self.device_id.word_select(i, 8)
 
         def beat_value(chunk, dynamic):

@@ -1,9 +1,10 @@
 """Data sources for the admin engine's host writer: Identify pages and log pages.
 
 One synchronous read interface (``beat`` + ``en`` → ``data`` the next cycle) over: the
-Identify ROM (CNS 00h/01h/02h/03h), the Error Information log (a memory of 64-byte
-entries, newest first), the SMART / Health log (built from live values) and the Firmware
-Slot log (constant). Beats past the end of a structure read 0.
+Identify ROM (CNS 00h/01h/02h/03h; Identify Namespace in the current LBA format), the
+Error Information log (a memory of 64-byte entries, newest first), the SMART / Health log
+(built from live values, the I/O engine's counters among them) and the Firmware Slot log
+(constant). Beats past the end of a structure read 0.
 """
 
 from amaranth import Const, Module, Mux, Signal
@@ -19,6 +20,7 @@ from .identify import (
     IdentifyRom,
     firmware_slot_log,
 )
+from .io_slots import SmartCounters
 
 __all__ = ["DataSource", "Source"]
 
@@ -53,6 +55,8 @@ class DataSource(wiring.Component):
             # SMART / Health values
             "temperature": In(16),
             "critical_warning": In(8),
+            "io_counters": In(SmartCounters),
+            "lba_format":  In(1),
         })
 
     def elaborate(self, platform):
@@ -71,6 +75,7 @@ class DataSource(wiring.Component):
             rom.device_id.eq(self.device_id),
             rom.beat.eq(self.beat[:bw]),
             rom.en.eq(self.en),
+            rom.lba_format.eq(self.lba_format),
         ]
         with m.Switch(self.select):
             for source, page in pages.items():
@@ -108,6 +113,10 @@ class DataSource(wiring.Component):
             smart.available_spare.eq(AVAILABLE_SPARE),
             smart.available_spare_threshold.eq(AVAILABLE_SPARE_THRESHOLD),
             smart.error_log_entries.eq(count),
+            smart.data_units_read.eq(self.io_counters.data_units_read),
+            smart.data_units_written.eq(self.io_counters.data_units_written),
+            smart.host_read_commands.eq(self.io_counters.host_read_commands),
+            smart.host_write_commands.eq(self.io_counters.host_write_commands),
         ]
         firmware = Const(int.from_bytes(firmware_slot_log(config), "little"),
                          data.Layout.cast(FirmwareSlotLog).size)

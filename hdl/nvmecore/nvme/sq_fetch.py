@@ -2,11 +2,17 @@
 
 Round robin over the SQs with work. For the chosen SQ it fetches, with one DMA read,
 ``n = min(entries available, credit of its CQ, Arbitration Burst, max read request size
-/ 64, entries before the ring wraps, entries before a 4 KiB boundary)`` entries and
-reserves ``n`` slots of the CQ (docs/admin-commands.md, "Queues"). An SQ whose CQ has no
-credit is skipped until a CQ head doorbell returns slots. Several reads may be in flight;
-their data comes back in request order and leaves as one :class:`FetchedCommand` per
-entry.
+/ 64, entries before the ring wraps, entries before a 4 KiB boundary, room downstream)``
+entries and reserves ``n`` slots of the CQ (docs/admin-commands.md, "Queues"). An SQ whose
+CQ has no credit is skipped until a CQ head doorbell returns slots. Several reads may be
+in flight; their data comes back in request order and leaves as one
+:class:`FetchedCommand` per entry.
+
+*Room downstream*: an entry is fetched only when the block it goes to can take it at
+once — the admin FIFO (``admin_slots`` entries, ``admin_taken`` gives one back) for SQ 0,
+the I/O engine (``io_slots`` commands, ``io_returned`` gives one back) for the others — so
+the read data of a fetch never waits, and never holds up the reads behind it on the
+shared DMA read port (docs/io-commands.md "Many commands in flight").
 
 A read that fails (error beat) or gets no data for ``dma_read_timeout`` cycles is fatal:
 ``fatal`` pulses (CSTS.CFS), nothing more is fetched or passed on until a controller
@@ -41,9 +47,10 @@ class FetchedCommand(data.StructLayout):
 
 
 class FetchEngine(wiring.Component):
-    def __init__(self, config: CoreConfig, max_reads=4):
+    def __init__(self, config: CoreConfig, max_reads=4, admin_slots=4):
         self._config = config
         self._max_reads = max_reads
+        self._admin_slots = admin_slots
         n = config.queue_pairs
         qw = config.qid_width
         super().__init__({
@@ -60,6 +67,8 @@ class FetchEngine(wiring.Component):
             "idle":      Out(1),                  # no read outstanding, nothing buffered
             "reserve":   In(1),                   # admin: hold one slot of CQ 0 ...
             "reserve_ack": Out(1),                # ... granted (one-cycle pulse)
+            "admin_taken": In(1),                 # an admin command left the admin FIFO
+            "io_returned": In(1),                 # an I/O command left the I/O engine
             # QueueState
             "sq_work":   In(n),
             "f_sq":      Out(qw),
@@ -136,7 +145,18 @@ class FetchEngine(wiring.Component):
         m.d.comb += mrrs_entries.eq(Const(2, 7) << self.max_read_request_size)  # 128 B << x
         burst = Signal(8)
         m.d.comb += burst.eq(Mux(self.burst_log2 == 7, 255, Const(1, 8) << self.burst_log2))
-        limits = [available, to_wrap, to_page, mrrs_entries, burst, self.f_cq_credit]
+
+        # Room downstream: entries asked for (pending) and handed over but not yet taken
+        # on (held), per destination.
+        io_slots, admin_slots = config.io_slots, self._admin_slots
+        io_pending = Signal(range(io_slots + 1))
+        io_held = Signal(range(io_slots + 1))
+        admin_pending = Signal(range(admin_slots + 1))
+        admin_held = Signal(range(admin_slots + 1))
+        room = Signal(16)
+        m.d.comb += room.eq(Mux(sq == 0, admin_slots - admin_pending - admin_held,
+                                io_slots - io_pending - io_held))
+        limits = [available, to_wrap, to_page, mrrs_entries, burst, self.f_cq_credit, room]
         count = limits[0]
         for i, limit in enumerate(limits[1:]):
             smaller = Signal(17, name=f"count{i}")
@@ -195,7 +215,8 @@ class FetchEngine(wiring.Component):
                         ctx.w_data.eq(Cat(sq, req_cqid, req_head, req_count, req_size_m1)),
                     ]
                     m.next = "IDLE"
-        with m.If(self.unblock | self.setup.valid):
+        # Slots back in a CQ, a queue set up, room back downstream: look at every SQ again.
+        with m.If(self.unblock | self.setup.valid | self.admin_taken | self.io_returned):
             m.d.sync += blocked.eq(0)
 
         # -- Read data: assemble entries ------------------------------------------------------
@@ -262,9 +283,23 @@ class FetchEngine(wiring.Component):
 
         m.d.comb += self.idle.eq(((outstanding == 0) | dead) & ~out.valid)
 
+        fetched = req.valid & req.ready
+        delivered = out.valid & out.ready
+        to_admin = out.p.sqid == 0
+        m.d.sync += [
+            admin_pending.eq(admin_pending + Mux(fetched & (sq == 0), req_count, 0)
+                             - (delivered & to_admin)),
+            admin_held.eq(admin_held + (delivered & to_admin) - self.admin_taken),
+            io_pending.eq(io_pending + Mux(fetched & (sq != 0), req_count, 0)
+                          - (delivered & ~to_admin)),
+            io_held.eq(io_held + (delivered & ~to_admin) - self.io_returned),
+        ]
+
         with m.If(self.clear):
-            # Reads still out after a fatal error are abandoned; their data is dropped.
+            # Reads still out after a fatal error are abandoned; their data is dropped,
+            # and so are the admin commands still queued (the router drops them too).
             m.d.sync += [
+                io_pending.eq(0), admin_pending.eq(0), admin_held.eq(0),
                 discard.eq(discard + outstanding - finished),
                 outstanding.eq(0), dead.eq(0), entry.eq(0), beat_in_sqe.eq(0),
                 errored.eq(0), out.valid.eq(0), blocked.eq(0),

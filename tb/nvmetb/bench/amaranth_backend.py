@@ -171,9 +171,24 @@ def run_scenario(scenario, config: CoreConfig | None = None, pattern: Pattern | 
     return checked
 
 
-def run_host_scenario(scenario, config: CoreConfig, dma="fast", seed=0, vcd=None):
-    """Run a queue scenario (``async def scenario(host, bench)``): the host driver on
-    the core with host memory behind its DMA ports, the model in lock step."""
+def ramdisk_image(ctx, ramdisk) -> bytes:
+    """The namespace a :class:`~nvmecore.backend.ramdisk.RamDisk` holds, read in the
+    simulator: sectors without data read as zeroes, as the RAM disk returns them."""
+    beat_bytes = ramdisk.beat_bytes
+    out = bytearray(ramdisk.depth * beat_bytes)
+    for sector in range(ramdisk.depth // ramdisk.sector_words):
+        if not ctx.get(ramdisk.written[sector]):
+            continue
+        for i in range(sector * ramdisk.sector_words, (sector + 1) * ramdisk.sector_words):
+            out[i * beat_bytes:(i + 1) * beat_bytes] = \
+                ctx.get(ramdisk.words[i]).to_bytes(beat_bytes, "little")
+    return bytes(out)
+
+
+def run_host_scenario(scenario, config: CoreConfig, dma="fast", seed=0, vcd=None, **kwargs):
+    """Run a host scenario (``async def scenario(host, bench, **kwargs)``): the host
+    driver on the core with host memory behind its DMA ports, the model in lock step, and
+    the RAM disk's namespace compared with the model's at the end."""
     from nvmetb.dma.amaranth_ports import AmaranthDma
     from nvmetb.dma.behaviour import DMA_SETTINGS
     from nvmetb.host import NvmeHost
@@ -185,12 +200,16 @@ def run_host_scenario(scenario, config: CoreConfig, dma="fast", seed=0, vcd=None
     backend = AmaranthBackend(core, PATTERNS["fast"], seed)
     memory = HostMemory(max_payload_size=0, max_read_request_size=2)
     dma_ports = AmaranthDma(core.dma_rd, core.dma_wr, memory, DMA_SETTINGS[dma], cfg=core.cfg)
-    bench = BenchTransport(CheckedCore(backend), memory)
+    namespace = None
+    if config.backend == "ramdisk":
+        async def namespace():
+            return ramdisk_image(backend.ctx, core.storage)
+    bench = BenchTransport(CheckedCore(backend), memory, namespace=namespace)
     host = NvmeHost(bench, poll_us=0.1, command_timeout_us=200)
 
     async def body(ctx):
         backend.ctx = ctx
-        await scenario(host, bench)
+        await scenario(host, bench, **kwargs)
         await bench.compare()
 
     _simulate(core, backend.processes(dma=False) + dma_ports.processes(), body, vcd)
