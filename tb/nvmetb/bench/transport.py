@@ -28,20 +28,37 @@ CQE_BYTES = 16
 
 class MirrorMemory:
     """Sparse memory for the model: any address, zero until written; reads of a failing
-    range raise (as the RTL's host memory answers them with an error)."""
+    range raise (as the RTL's host memory answers them with an error). Stored in pages,
+    so that megabytes of data cost no per-byte Python."""
+
+    PAGE = 4096
 
     def __init__(self):
-        self._bytes = {}
+        self._pages: dict[int, bytearray] = {}
         self.failing = []
 
     def read(self, addr, n):
         if any(addr < hi and lo < addr + n for lo, hi in self.failing):
             raise OSError(f"injected read error at {addr:#x}")
-        return bytes(self._bytes.get(addr + i, 0) for i in range(n))
+        out = bytearray()
+        while n > 0:
+            page, offset = divmod(addr, self.PAGE)
+            chunk = min(n, self.PAGE - offset)
+            store = self._pages.get(page)
+            out += store[offset:offset + chunk] if store is not None else bytes(chunk)
+            addr += chunk
+            n -= chunk
+        return bytes(out)
 
     def write(self, addr, data_):
-        for i, byte in enumerate(data_):
-            self._bytes[addr + i] = byte
+        data_ = memoryview(bytes(data_))
+        while data_:
+            page, offset = divmod(addr, self.PAGE)
+            chunk = min(len(data_), self.PAGE - offset)
+            store = self._pages.setdefault(page, bytearray(self.PAGE))
+            store[offset:offset + chunk] = data_[:chunk]
+            addr += chunk
+            data_ = data_[chunk:]
 
 
 class BenchTransport(HostMemoryTransport):
