@@ -11,19 +11,19 @@ vector in order.
 
 import re
 
-from amaranth.lib import data
-
 from nvmecore.layouts import Cqe, Reg
 from nvmetb.host.transport import HostMemoryTransport
 from nvmetb.hostmem import HostMemory
 from nvmetb.model import split_access
+from nvmetb.packing import Packer
 
 from .harness import CheckedCore, Mismatch
 
 __all__ = ["BenchTransport", "MirrorMemory"]
 
 CYCLES_PER_US = 250          # 250 MHz
-CQE_BYTES = 16
+_CQE = Packer(Cqe)
+CQE_BYTES = _CQE.width // 8
 
 
 class MirrorMemory:
@@ -140,7 +140,8 @@ class BenchTransport(HostMemoryTransport):
     # -- Comparison ----------------------------------------------------------------------------
 
     def rtl_completions(self):
-        """Every CQ entry the RTL wrote, per CQ, in order (from the DMA write log)."""
+        """Every CQ entry the RTL wrote, per CQ, in order (from the DMA write log), each
+        unpacked by :class:`~nvmetb.packing.Packer` (``entry.status.sc``, ...)."""
         queues = {}
         for buffer in self.memory.buffers:
             match = re.fullmatch(r"acq|cq(\d+)", buffer.name or "")
@@ -155,7 +156,7 @@ class BenchTransport(HostMemoryTransport):
                     continue
                 if buffer.addr <= write.addr < buffer.end:
                     entries.setdefault(cqid, []).append(
-                        data.Layout.cast(Cqe).from_bits(int.from_bytes(write.data, "little")))
+                        _CQE.unpack(int.from_bytes(write.data, "little")))
         return entries
 
     async def compare(self, settle_us=2):
