@@ -26,8 +26,6 @@ from cocotb.simtime import get_sim_time
 from cocotb.triggers import RisingEdge
 
 from nvmecore import NvmeCore
-from nvmecore.bus import DmaWriteBeat
-from nvmecore.layouts import DmaWriteRequest
 from nvmetb.cocotb_edges import EdgeLoop, Output, reader
 from nvmetb.model import DoorbellWrite
 from nvmetb.packing import Packer
@@ -170,6 +168,8 @@ class CocotbBackend(CocotbPorts):
         without it, ``dma_wr`` is left to a host memory model (its ``ready`` low until
         one drives it)."""
         dut = self.dut
+        # cocotb's C++ clock: no Python wake-ups for the clock itself (its Python clock
+        # costs two per cycle); the edges fall at the same times.
         Clock(self.clk, CLOCK_NS, unit="ns", impl="gpi").start()
         for name in ("regs__req__valid", "cfg__flr", "cfg__msix_enable",
                      "cfg__msix_function_mask", "dma_rd__req__ready", "dma_rd__data__valid"):
@@ -195,15 +195,12 @@ class CocotbBackend(CocotbPorts):
         """Take every write on ``dma_wr`` (ready low in a cycle with the pattern's stall
         probability) into :attr:`dma_writes`."""
         width = self.config.data_width
-        cmd_bits, beat_bits = Packer(DmaWriteRequest), Packer(DmaWriteBeat(width))
         beats, headers = [], []
 
-        def on_cmd(value):
-            p = cmd_bits.unpack(value)
+        def on_cmd(p):
             headers.append((p.addr, p.length))
 
-        def on_data(value):
-            p = beat_bits.unpack(value)
+        def on_data(p):
             beats.append(p.data)
             if p.last:
                 addr, length = headers.pop(0)
@@ -214,14 +211,16 @@ class CocotbBackend(CocotbPorts):
         self.edges.add(self._accept("dma_wr__data", on_data))
 
     def _accept(self, prefix, record):
-        """An edge-loop step that takes stream ``prefix`` and records each payload."""
+        """An edge-loop step that takes stream ``prefix`` and records each payload,
+        unpacked."""
         valid = reader(getattr(self.dut, f"{prefix}__valid"))
         payload = reader(getattr(self.dut, f"{prefix}__payload"))
         ready = Output(getattr(self.dut, f"{prefix}__ready"), 1)
+        bits = Packer(self.shapes[f"{prefix}__payload"])
 
         def step():
             if ready.value and valid() == 1:
-                record(payload())
+                record(bits.unpack(payload()))
             ready.set(not self.stall())
         return step
 
