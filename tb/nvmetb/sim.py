@@ -61,8 +61,13 @@ TIMESCALE = ("1ns", "1ps")
 
 #: Extra arguments for ``verilator`` (the runner adds ``--vpi --public-flat-rw`` etc.).
 #: Amaranth's output trips style warnings that must not stop a build; ``make lint`` is
-#: where warnings are judged.
-VERILATOR_BUILD_ARGS = ("-Wno-fatal",)
+#: where warnings are judged. The benches reach only the top level's ports, so only the
+#: top module is made visible to VPI (``--public-depth 1``) instead of every signal of
+#: the design (``--public-flat-rw``, which keeps Verilator from optimising them): the
+#: core alone then simulates about four times faster (206k instead of 48k cycles per
+#: CPU second with cocotb's C++ clock). A bench that needs an internal signal under
+#: Verilator needs a deeper ``--public-depth``.
+VERILATOR_BUILD_ARGS = ("-Wno-fatal", "--no-public-flat-rw", "--public-depth", "1")
 
 #: Extra arguments for ``iverilog``, after the runner's own ``-g2012``. Amaranth's Verilog
 #: (through Yosys) starts every ``always @*`` block with a dummy read of a register

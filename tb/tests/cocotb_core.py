@@ -2,12 +2,17 @@
 ``nvmetb.scenarios.registers``, each run at full speed and with idle cycles and backpressure.
 Run through pytest (``test_core_rtl.py``), which builds the Verilog and picks the test."""
 
+import logging
+
 import cocotb
 
 from nvmetb.bench.cocotb_backend import run_scenario
 from nvmetb.bench.harness import PATTERNS
 from nvmetb.scenarios.registers import SCENARIOS
 from nvmetb.sim import config_from_env
+
+# The per-scenario summary (what was compared, cycles per CPU second) is at INFO.
+logging.getLogger("tb").setLevel(logging.INFO)
 
 
 def _make_test(name, scenario):

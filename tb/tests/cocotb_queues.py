@@ -2,12 +2,17 @@
 ``nvmetb.scenarios.queues``, with fast and busy host memory. Run through pytest
 (``test_queues_rtl.py``)."""
 
+import logging
+
 import cocotb
 
 from nvmetb.bench.cocotb_backend import run_host_scenario
 from nvmetb.dma.behaviour import DMA_SETTINGS
 from nvmetb.scenarios.queues import QUEUE_SCENARIOS
 from nvmetb.sim import config_from_env
+
+# The per-scenario summary (what was compared, cycles per CPU second) is at INFO.
+logging.getLogger("tb").setLevel(logging.INFO)
 
 
 def _make_test(name, scenario):

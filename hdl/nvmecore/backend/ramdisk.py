@@ -30,8 +30,8 @@ link down, ``abort``) touches the namespace.
 """
 
 from amaranth import Module, Mux, ResetInserter, Signal
-from amaranth.lib import data, fifo, wiring
 from amaranth.hdl import MemoryData
+from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 

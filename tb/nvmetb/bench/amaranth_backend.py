@@ -1,12 +1,15 @@
 """Backend for the Amaranth simulator: the fast tier, no external simulator needed."""
 
+from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
 from nvmecore import CoreConfig, NvmeCore
-from nvmecore.layouts import IrqRequest, QueueSizeUpdate, RegRequest
+from nvmetb.amaranth_edges import Driven, EdgeProcess
 from nvmetb.model import DoorbellWrite
+from nvmetb.packing import Packer
 
 from .harness import PATTERNS, Backend, CheckedCore, Pattern
+from .profiling import profiled
 
 __all__ = ["AmaranthBackend", "run_scenario"]
 
@@ -17,60 +20,64 @@ class AmaranthBackend(Backend):
         self.core = core
         self.ctx = None
         self._intx = False
+        self._bits = {name: Packer(port.payload.shape())
+                      for name, port in (("regs", core.regs.req), ("queue", core.dbg_queue),
+                                         ("irq", core.dbg_irq))}
+        self._resp_ready = Driven(core.regs.resp.ready)
 
-    # Monitors run as simulator processes, sampling each stream at the clock edge.
+    # Monitors are steps of one simulator process, sampling at the clock edge.
     def processes(self, dma=True):
+        """One process with the monitors (see :meth:`add_monitors`)."""
+        edges = EdgeProcess()
+        self.add_monitors(edges, dma)
+        return [edges.process()]
+
+    def add_monitors(self, edges: EdgeProcess, dma=True):
         """Monitors for the test taps and INTx, and (``dma``) a write sink that records
         MSI-X messages; without it the DMA ports are left to a host memory model."""
         core = self.core
+        doorbell_tap = Packer(core.dbg_doorbell.shape())
+        event_tap = Packer(core.dbg_event.shape())
+        doorbell_valid, event_valid = doorbell_tap.mask("valid"), event_tap.mask("valid")
 
-        def stream_monitor(stream, record):
-            async def process(ctx):
-                ctx.set(stream.ready, 1)
-                async for _, _, valid, ready, payload in ctx.tick().sample(
-                        stream.valid, stream.ready, stream.payload):
-                    if valid and ready:
-                        record(payload)
-                    ctx.set(stream.ready, not self.stall())
-            return process
+        def sample_taps(ctx, doorbell, event, intx):
+            if doorbell & doorbell_valid:
+                p = doorbell_tap.unpack(doorbell).p
+                self.doorbells.append(DoorbellWrite(p.qid, bool(p.cq), p.value))
+            if event & event_valid:
+                self.events.append(event_tap.get(event, "p"))
+            self._intx = bool(intx)
 
-        def on_doorbell(p):
-            self.doorbells.append(DoorbellWrite(p.qid, bool(p.cq), p.value))
-
-        beats = []
-        header = []
+        edges.add(sample_taps, core.dbg_doorbell, core.dbg_event, core.intx)
+        if not dma:
+            return
+        width = self.config.data_width
+        beats, headers = [], []
 
         def on_cmd(p):
-            header.append((p.addr, p.length))
+            headers.append((p.addr, p.length))
 
         def on_data(p):
             beats.append(p.data)
             if p.last:
-                addr, length = header.pop(0)
-                self.dma_writes.append(self.dma_write_from_beats(
-                    addr, length, beats, self.config.data_width))
+                addr, length = headers.pop(0)
+                self.dma_writes.append(self.dma_write_from_beats(addr, length, beats, width))
                 beats.clear()
 
-        async def intx_monitor(ctx):
-            async for _, _, level in ctx.tick().sample(core.intx):
-                self._intx = bool(level)
+        self._accept(edges, core.dma_wr.cmd, on_cmd)
+        self._accept(edges, core.dma_wr.data, on_data)
 
-        def tap_monitor(tap, record):
-            async def process(ctx):
-                async for _, _, valid, payload in ctx.tick().sample(tap.valid, tap.p):
-                    if valid:
-                        record(payload)
-            return process
+    def _accept(self, edges, stream, record):
+        """Take ``stream`` (ready low with the pattern's stall probability) and record
+        each payload, unpacked."""
+        bits = Packer(stream.payload.shape())
+        ready = Driven(stream.ready, 1)
 
-        monitors = [
-            tap_monitor(core.dbg_doorbell, on_doorbell),
-            tap_monitor(core.dbg_event, lambda p: self.events.append(p.as_bits())),
-            intx_monitor,
-        ]
-        if dma:
-            monitors += [stream_monitor(core.dma_wr.cmd, on_cmd),
-                         stream_monitor(core.dma_wr.data, on_data)]
-        return monitors
+        def step(ctx, valid, payload):
+            if valid and ready.value:
+                record(bits.unpack(payload))
+            ready.set(ctx, not self.stall())
+        edges.add(step, stream.valid, stream.payload, init=ready.reset)
 
     async def _idle(self):
         while self.idle():
@@ -78,26 +85,25 @@ class AmaranthBackend(Backend):
 
     async def _push(self, stream, payload):
         await self._idle()
-        self.ctx.set(stream.payload, payload)
+        self.ctx.set(Value.cast(stream.payload), payload)
         self.ctx.set(stream.valid, 1)
         await self.ctx.tick().until(stream.ready)
         self.ctx.set(stream.valid, 0)
 
     async def bus_write(self, addr, be, data):
-        await self._push(self.core.regs.req, RegRequest.const(
-            {"addr": addr, "write": 1, "be": be, "data": data}))
+        await self._push(self.core.regs.req, self._bits["regs"].pack(
+            addr=addr, write=1, be=be, data=data))
 
     async def bus_read(self, addr, be):
         regs = self.core.regs
-        await self._push(regs.req, RegRequest.const(
-            {"addr": addr, "write": 0, "be": be, "data": 0}))
+        await self._push(regs.req, self._bits["regs"].pack(addr=addr, write=0, be=be, data=0))
         while True:
             ready = not self.stall()
-            self.ctx.set(regs.resp.ready, ready)
+            self._resp_ready.set(self.ctx, ready)
             _, _, valid, payload = await self.ctx.tick().sample(regs.resp.valid,
                                                                 regs.resp.payload)
             if valid and ready:
-                self.ctx.set(regs.resp.ready, 0)
+                self._resp_ready.set(self.ctx, 0)
                 return payload
 
     async def set_cfg(self, msix_enable, msix_function_mask, bus_master_enable=True):
@@ -107,12 +113,12 @@ class AmaranthBackend(Backend):
         await self.ctx.tick()
 
     async def queue(self, qid, cq, size):
-        await self._push(self.core.dbg_queue, QueueSizeUpdate.const(
-            {"qid": qid, "cq": int(cq), "valid": size is not None, "size": size or 0}))
+        await self._push(self.core.dbg_queue, self._bits["queue"].pack(
+            qid=qid, cq=int(cq), valid=int(size is not None), size=size or 0))
 
     async def irq(self, vector, deassert):
-        await self._push(self.core.dbg_irq, IrqRequest.const(
-            {"vector": vector, "deassert": int(deassert)}))
+        await self._push(self.core.dbg_irq, self._bits["irq"].pack(vector=vector,
+                                                                  deassert=int(deassert)))
 
     async def flr(self):
         self.ctx.set(self.core.cfg.flr, 1)
@@ -164,8 +170,9 @@ def run_scenario(scenario, config: CoreConfig | None = None, pattern: Pattern | 
 
     async def body(ctx):
         backend.ctx = ctx
-        await scenario(checked)
-        await checked.check()
+        with profiled(f"{scenario.__name__}-{backend.pattern.name}-amaranth"):
+            await scenario(checked)
+            await checked.check()
 
     _simulate(core, backend.processes(), body, vcd)
     return checked
@@ -209,8 +216,12 @@ def run_host_scenario(scenario, config: CoreConfig, dma="fast", seed=0, vcd=None
 
     async def body(ctx):
         backend.ctx = ctx
-        await scenario(host, bench, **kwargs)
-        await bench.compare()
+        with profiled(f"{scenario.__name__}-{dma}-amaranth"):
+            await scenario(host, bench, **kwargs)
+            await bench.compare()
 
-    _simulate(core, backend.processes(dma=False) + dma_ports.processes(), body, vcd)
+    edges = EdgeProcess()                     # one process for every monitor and driver
+    backend.add_monitors(edges, dma=False)
+    dma_ports.add_to(edges)
+    _simulate(core, [edges.process()], body, vcd)
     return bench

@@ -1,53 +1,63 @@
+# amaranth: UnusedElaboratable=no
 """Backend for cocotb: the generated Verilog under Icarus or Verilator.
 
 Port names follow Amaranth's flattening (``regs__req__valid``, ...); structured payloads
-are packed and unpacked with the same layouts the gateware uses. Streams are sampled at
-the rising edge, as the RTL sees them.
+are packed and unpacked with :class:`~nvmetb.packing.Packer` from the shapes of the
+core's own ports (:func:`port_shapes`). Streams are sampled at the rising edge, as the
+RTL sees them.
 
 :class:`CocotbPorts` is what every cocotb backend shares: the clock, the core's test
 ports of a debug build (``dbg_queue``, ``dbg_irq``, ``dbg_doorbell``, ``dbg_event``),
 ``temperature`` and the INTx level. :class:`CocotbBackend` adds the core's own register
 bus, DMA write port and ``cfg`` inputs; ``usp_backend.UspBackend`` puts the core behind
 the UltraScale+ adapter instead.
+
+Everything a backend watches at every edge (the taps, INTx, the DMA write port of the
+register scenarios, and the DMA port drivers of :func:`run_host_scenario`) is a step of
+one :class:`~nvmetb.cocotb_edges.EdgeLoop`, :attr:`CocotbPorts.edges`: one task per
+bench, not one per stream.
 """
 
 import logging
 
 import cocotb
-from amaranth.lib import data
 from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
 from cocotb.triggers import RisingEdge
 
-from nvmecore.layouts import (
-    AsyncEvent,
-    DmaWriteRequest,
-    DoorbellUpdate,
-    IrqRequest,
-    QueueSizeUpdate,
-    RegRequest,
-)
+from nvmecore import NvmeCore
+from nvmetb.cocotb_edges import EdgeLoop, Output, reader
 from nvmetb.model import DoorbellWrite
+from nvmetb.packing import Packer
 
 from .harness import Backend, CheckedCore, Pattern
+from .profiling import CpuMeter, profiled
 
-__all__ = ["CocotbPorts", "CocotbBackend", "run_scenario", "run_host_scenario"]
+__all__ = ["CocotbPorts", "CocotbBackend", "port_shapes", "run_scenario",
+           "run_host_scenario"]
 
 CLOCK_NS = 4          # 250 MHz
 
 
-def _unpack(layout, value):
-    return data.Layout.cast(layout).from_bits(int(value))
-
-
-def _pack(layout, fields):
-    return data.Layout.cast(layout).const(fields).as_bits()
+def port_shapes(config):
+    """The shape of every port of ``NvmeCore(config)``, by its flattened Verilog name
+    (``"regs__req__payload"``: ``RegRequest``, ``"dbg_doorbell"``: the tap's layout).
+    The core is built only for its signature, never elaborated (hence the linter option
+    on the first line of this file)."""
+    members = NvmeCore(config).signature.members
+    return {"__".join(path): member.shape for path, member in members.flatten()
+            if member.is_port}
 
 
 class _Stream:
-    def __init__(self, dut, prefix):
+    """A stream the bench drives into the design: ``valid`` and ``payload`` written,
+    ``ready`` read."""
+
+    def __init__(self, dut, prefix, shapes):
         self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
+        self.ready = reader(getattr(dut, f"{prefix}__ready"))
         self.payload = getattr(dut, f"{prefix}__payload")
+        self.bits = Packer(shapes[f"{prefix}__payload"])
 
 
 class CocotbPorts(Backend):
@@ -60,8 +70,12 @@ class CocotbPorts(Backend):
         self.dut = dut
         self.clk = clock
         self.log = logging.getLogger("tb")
-        self.queue_in = _Stream(dut, "dbg_queue")
-        self.irq_in = _Stream(dut, "dbg_irq")
+        self.edges = EdgeLoop(clock)
+        self.shapes = shapes = port_shapes(config)
+        self.queue_in = _Stream(dut, "dbg_queue", shapes)
+        self.irq_in = _Stream(dut, "dbg_irq", shapes)
+        self._doorbell_tap = (reader(dut.dbg_doorbell), Packer(shapes["dbg_doorbell"]))
+        self._event_tap = (reader(dut.dbg_event), Packer(shapes["dbg_event"]))
         self._intx = False
         self._tasks = []
 
@@ -75,36 +89,29 @@ class CocotbPorts(Backend):
         self.dut.temperature.value = 313
 
     def _start_taps(self):
-        """Record doorbells, events and the INTx level from now on."""
-        def on_doorbell(value):
-            p = _unpack(DoorbellUpdate, value)
-            self.doorbells.append(DoorbellWrite(p.qid, bool(p.cq), p.value))
+        """Record doorbells, events and the INTx level from now on (and start the edge
+        loop)."""
+        self.edges.add(self._sample_taps)
+        self.edges.start()
 
-        self._tasks += [
-            cocotb.start_soon(self._tap("dbg_doorbell", on_doorbell)),
-            cocotb.start_soon(self._tap(
-                "dbg_event", lambda v: self.events.append(_unpack(AsyncEvent, v).as_bits()))),
-            cocotb.start_soon(self._intx_monitor()),
-        ]
+    def _sample_taps(self):
+        """The valid-only taps (``valid`` and the payload in one packed port) and INTx."""
+        read, tap = self._doorbell_tap
+        value = read()
+        if value & tap.mask("valid"):
+            p = tap.unpack(value).p
+            self.doorbells.append(DoorbellWrite(p.qid, bool(p.cq), p.value))
+        read, tap = self._event_tap
+        value = read()
+        if value & tap.mask("valid"):
+            self.events.append(tap.get(value, "p"))
+        self._intx = self.intx_level()
 
     def stop(self):
+        self.edges.stop()
         for task in self._tasks:
             task.cancel()
         self._tasks = []
-
-    async def _tap(self, name, record):
-        """A valid-only tap: one packed port, ``valid`` in bit 0, the payload above."""
-        tap = getattr(self.dut, name)
-        while True:
-            await RisingEdge(self.clk)
-            value = int(tap.value)
-            if value & 1:
-                record(value >> 1)
-
-    async def _intx_monitor(self):
-        while True:
-            await RisingEdge(self.clk)
-            self._intx = self.intx_level()
 
     async def _push(self, stream, payload):
         while self.idle():
@@ -113,17 +120,17 @@ class CocotbPorts(Backend):
         stream.valid.value = 1
         while True:
             await RisingEdge(self.clk)
-            if stream.ready.value == 1:
+            if stream.ready() == 1:
                 break
         stream.valid.value = 0
 
     async def queue(self, qid, cq, size):
-        await self._push(self.queue_in, _pack(QueueSizeUpdate, {
-            "qid": qid, "cq": int(cq), "valid": int(size is not None), "size": size or 0}))
+        await self._push(self.queue_in, self.queue_in.bits.pack(
+            qid=qid, cq=int(cq), valid=int(size is not None), size=size or 0))
 
     async def irq(self, vector, deassert):
-        await self._push(self.irq_in, _pack(IrqRequest, {"vector": vector,
-                                                        "deassert": int(deassert)}))
+        await self._push(self.irq_in, self.irq_in.bits.pack(vector=vector,
+                                                            deassert=int(deassert)))
 
     async def set_temperature(self, kelvin):
         self.dut.temperature.value = kelvin
@@ -138,22 +145,39 @@ class CocotbPorts(Backend):
 
 
 class CocotbBackend(CocotbPorts):
-    """The bare NvmeCore: register bus, DMA write port and ``cfg`` driven directly."""
+    """The bare NvmeCore: register bus, DMA write port and ``cfg`` driven directly.
+
+    :meth:`wait` counts edges in the edge loop (:meth:`EdgeLoop.wait`): no task of this
+    bench but the scenario's and the loop's waits on the clock, so the scenario resumes
+    at the same edge and in the same order as with one ``RisingEdge`` per cycle."""
 
     def __init__(self, dut, config, pattern: Pattern, seed=0):
         super().__init__(dut, config, pattern, seed, clock=dut.clk)
-        self.req = _Stream(dut, "regs__req")
-        self.resp = _Stream(dut, "regs__resp")
+        self.req = _Stream(dut, "regs__req", self.shapes)
+        self.resp_valid = reader(dut.regs__resp__valid)
+        self.resp_payload = reader(dut.regs__resp__payload)
+        self.resp_ready = Output(dut.regs__resp__ready)
+        self._intx_level = reader(dut.intx)
 
     def intx_level(self):
-        return self.dut.intx.value == 1
+        return self._intx_level() == 1
 
-    async def start(self):
+    async def start(self, dma=True):
+        """Reset the core and start the monitors; with ``dma``, a write sink on
+        ``dma_wr`` that records every write (MSI-X messages) in :attr:`dma_writes`;
+        without it, ``dma_wr`` is left to a host memory model (its ``ready`` low until
+        one drives it)."""
         dut = self.dut
-        Clock(self.clk, CLOCK_NS, unit="ns").start()
-        for name in ("regs__req__valid", "regs__resp__ready", "cfg__flr", "cfg__msix_enable",
+        # cocotb's C++ clock: no Python wake-ups for the clock itself (its Python clock
+        # costs two per cycle); the edges fall at the same times.
+        Clock(self.clk, CLOCK_NS, unit="ns", impl="gpi").start()
+        for name in ("regs__req__valid", "cfg__flr", "cfg__msix_enable",
                      "cfg__msix_function_mask", "dma_rd__req__ready", "dma_rd__data__valid"):
             getattr(dut, name).value = 0
+        self.resp_ready.set(0)
+        if not dma:
+            dut.dma_wr__cmd__ready.value = 0
+            dut.dma_wr__data__ready.value = 0
         self._reset_test_ports()
         dut.cfg__bus_master_enable.value = 1      # enumeration enabled bus mastering
         dut.cfg__max_payload_size.value = 0
@@ -161,51 +185,60 @@ class CocotbBackend(CocotbPorts):
         dut.rst.value = 1
         await self.wait(4)
         dut.rst.value = 0
+        self._start_taps()
+        if dma:
+            self._record_dma_writes()
+        # Power-on sweep of the MSI-X table.
+        await self.wait(self.config.msix_vectors + 4)
+
+    def _record_dma_writes(self):
+        """Take every write on ``dma_wr`` (ready low in a cycle with the pattern's stall
+        probability) into :attr:`dma_writes`."""
+        width = self.config.data_width
         beats, headers = [], []
 
-        def on_cmd(value):
-            p = _unpack_dma_cmd(value)
-            headers.append(p)
+        def on_cmd(p):
+            headers.append((p.addr, p.length))
 
-        def on_data(value):
-            value = int(value)
-            width = self.config.data_width
-            beats.append(value & ((1 << width) - 1))
-            if value >> width & 1:
+        def on_data(p):
+            beats.append(p.data)
+            if p.last:
                 addr, length = headers.pop(0)
                 self.dma_writes.append(self.dma_write_from_beats(addr, length, beats, width))
                 beats.clear()
 
-        self._start_taps()
-        self._tasks += [
-            cocotb.start_soon(self._monitor(_Stream(dut, "dma_wr__cmd"), on_cmd)),
-            cocotb.start_soon(self._monitor(_Stream(dut, "dma_wr__data"), on_data)),
-        ]
-        # Power-on sweep of the MSI-X table.
-        await self.wait(self.config.msix_vectors + 4)
+        self.edges.add(self._accept("dma_wr__cmd", on_cmd))
+        self.edges.add(self._accept("dma_wr__data", on_data))
 
-    async def _monitor(self, stream, record):
-        stream.ready.value = 1
-        while True:
-            await RisingEdge(self.clk)
-            if stream.valid.value == 1 and stream.ready.value == 1:
-                record(stream.payload.value)
-            stream.ready.value = 0 if self.stall() else 1
+    def _accept(self, prefix, record):
+        """An edge-loop step that takes stream ``prefix`` and records each payload,
+        unpacked."""
+        valid = reader(getattr(self.dut, f"{prefix}__valid"))
+        payload = reader(getattr(self.dut, f"{prefix}__payload"))
+        ready = Output(getattr(self.dut, f"{prefix}__ready"), 1)
+        bits = Packer(self.shapes[f"{prefix}__payload"])
+
+        def step():
+            if ready.value and valid() == 1:
+                record(bits.unpack(payload()))
+            ready.set(not self.stall())
+        return step
+
+    async def wait(self, cycles):
+        await self.edges.wait(cycles)
 
     async def bus_write(self, addr, be, data_):
-        await self._push(self.req, _pack(RegRequest, {"addr": addr, "write": 1, "be": be,
-                                                      "data": data_}))
+        await self._push(self.req, self.req.bits.pack(addr=addr, write=1, be=be, data=data_))
 
     async def bus_read(self, addr, be):
-        await self._push(self.req, _pack(RegRequest, {"addr": addr, "write": 0, "be": be,
-                                                      "data": 0}))
+        await self._push(self.req, self.req.bits.pack(addr=addr, write=0, be=be, data=0))
         while True:
             ready = not self.stall()
-            self.resp.ready.value = int(ready)
+            self.resp_ready.set(ready)
             await RisingEdge(self.clk)
-            if ready and self.resp.valid.value == 1:
-                self.resp.ready.value = 0
-                return int(self.resp.payload.value)
+            if ready and self.resp_valid() == 1:
+                self.resp_ready.set(0)
+                return self.resp_payload()
 
     async def set_cfg(self, msix_enable, msix_function_mask, bus_master_enable=True):
         self.dut.cfg__msix_enable.value = int(msix_enable)
@@ -219,24 +252,30 @@ class CocotbBackend(CocotbPorts):
         self.dut.cfg__flr.value = 0
 
 
-def _unpack_dma_cmd(value):
-    p = _unpack(DmaWriteRequest, value)
-    return p.addr, p.length
+def _sim():
+    """The simulator's short name ("icarus", "verilator")."""
+    return (cocotb.SIM_NAME or "sim").split()[0].lower()
+
+
+def _cycles(since_ns):
+    return round((get_sim_time("ns") - since_ns) / CLOCK_NS)
 
 
 async def run_scenario(dut, scenario, config, pattern: Pattern, seed=0):
+    meter, start_ns = CpuMeter(), get_sim_time("ns")
     backend = CocotbBackend(dut, config, pattern, seed)
     await backend.start()
     core = CheckedCore(backend)
     try:
-        await scenario(core)
-        await core.check()
+        with profiled(f"{scenario.__name__}-{pattern.name}-{_sim()}"):
+            await scenario(core)
+            await core.check()
     finally:
         backend.stop()
     logging.getLogger("tb").info("%s: %d register reads compared, %d doorbells, %d events, "
-                                 "%d MSI-X messages", scenario.__name__, core.reads,
+                                 "%d MSI-X messages; %s", scenario.__name__, core.reads,
                                  len(core.model.doorbells), len(core.model.events),
-                                 len(core.model.dma_writes))
+                                 len(core.model.dma_writes), meter.rate(_cycles(start_ns)))
     return core
 
 
@@ -251,21 +290,25 @@ async def run_host_scenario(dut, scenario, config, dma="fast", seed=0):
     from .harness import PATTERNS
     from .transport import BenchTransport
 
+    meter, start_ns = CpuMeter(), get_sim_time("ns")
     backend = CocotbBackend(dut, config, PATTERNS["fast"], seed)
     memory = HostMemory(max_payload_size=0, max_read_request_size=2)
-    dma_ports = CocotbDma(dut, memory, DMA_SETTINGS[dma], width=config.data_width)
-    await backend.start()
+    dma_ports = CocotbDma(dut, memory, DMA_SETTINGS[dma], width=config.data_width,
+                          edges=backend.edges)
+    await backend.start(dma=False)
     dma_ports.start()
     bench = BenchTransport(CheckedCore(backend), memory)
     host = NvmeHost(bench, poll_us=0.1, command_timeout_us=200)
     try:
-        await scenario(host, bench)
-        await bench.compare()
+        with profiled(f"{scenario.__name__}-{dma}-{_sim()}"):
+            await scenario(host, bench)
+            await bench.compare()
     finally:
         dma_ports.stop()
         backend.stop()
     logging.getLogger("tb").info(
-        "%s: %d CQ entries and %d MSI-X messages compared, %d DMA reads, %d DMA writes",
+        "%s: %d CQ entries and %d MSI-X messages compared, %d DMA reads, %d DMA writes; %s",
         scenario.__name__, sum(len(v) for v in bench.core.model.posted.values()),
-        len(memory.msix_messages), len(memory.reads), len(memory.writes))
+        len(memory.msix_messages), len(memory.reads), len(memory.writes),
+        meter.rate(_cycles(start_ns)))
     return bench

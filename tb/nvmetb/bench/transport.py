@@ -18,19 +18,19 @@ docs/io-commands.md "What the model and the RTL may legitimately differ on"):
 import re
 from collections import Counter
 
-from amaranth.lib import data
-
 from nvmecore.layouts import Cqe, Reg
 from nvmetb.host.transport import HostMemoryTransport
 from nvmetb.hostmem import HostMemory
 from nvmetb.model import split_access
+from nvmetb.packing import Packer
 
 from .harness import CheckedCore, Mismatch
 
 __all__ = ["BenchTransport", "MirrorMemory"]
 
 CYCLES_PER_US = 250          # 250 MHz
-CQE_BYTES = 16
+_CQE = Packer(Cqe)
+CQE_BYTES = _CQE.width // 8
 
 
 def _int(value):
@@ -40,7 +40,8 @@ def _int(value):
 
 class MirrorMemory:
     """Sparse memory for the model: any address, zero until written; reads of a failing
-    range raise (as the RTL's host memory answers them with an error)."""
+    range raise (as the RTL's host memory answers them with an error). Stored in pages,
+    so that megabytes of data cost no per-byte Python."""
 
     PAGE = 4096
 
@@ -173,7 +174,8 @@ class BenchTransport(HostMemoryTransport):
     # -- Comparison ----------------------------------------------------------------------------
 
     def rtl_completions(self):
-        """Every CQ entry the RTL wrote, per CQ, in order (from the DMA write log)."""
+        """Every CQ entry the RTL wrote, per CQ, in order (from the DMA write log), each
+        unpacked by :class:`~nvmetb.packing.Packer` (``entry.status.sc``, ...)."""
         queues = {}
         for buffer in self.memory.buffers:
             match = re.fullmatch(r"acq|cq(\d+)", buffer.name or "")
@@ -188,7 +190,7 @@ class BenchTransport(HostMemoryTransport):
                     continue
                 if buffer.addr <= write.addr < buffer.end:
                     entries.setdefault(cqid, []).append(
-                        data.Layout.cast(Cqe).from_bits(int.from_bytes(write.data, "little")))
+                        _CQE.unpack(int.from_bytes(write.data, "little")))
         return entries
 
     async def compare(self, settle_us=2):
