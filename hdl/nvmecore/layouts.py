@@ -194,14 +194,14 @@ class DmaReadRequest(data.Struct):
 
 class Completion(data.Struct):
     """A command's completion on its way to the CQ poster (``nsid`` and ``lba`` are for
-    the Error Information log)."""
+    the Error Information log). The entry's SQ head is the poster's business: the SQ's
+    head as it stands when the entry is written [NVMe 1.4 §4.6]."""
     dw0:    32
     nsid:   32
     lba:    64
     sqid:   16
     cqid:   16
     cid:    16
-    sqhd:   16
     sc:     8
     sct:    3
     dnr:    1

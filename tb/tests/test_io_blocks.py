@@ -242,6 +242,8 @@ def test_prp_walker(width):
                                  rng.randrange(8193, 40000)])
         if fault in ("entry", "chain", "list", "listptr"):
             length = max(length, 3 * PAGE + 4 * rng.randrange(1, 1024))
+        if fault == "list":
+            length = 20 * PAGE                        # a list read of several beats
         if fault == "chain":
             length = 600 * PAGE                       # needs more than one list page
             length = min(length, 128 * PAGE)
@@ -251,7 +253,11 @@ def test_prp_walker(width):
                      "ns_addr": tag})
         status, pieces = reference_prps(layout, prp1, prp2, length)
         want.append((tag, op, status, pieces))
-    settings = DmaSettings(read_latency=12, read_gap=0.2, read_req_stall=0.2)
+    # Which beats of a failed read carry the error flag varies by bus: all, the last only
+    # (the walker must not judge the read's entries before it), the first only.
+    error_beats = {64: "all", 256: "last", 512: "first"}[width]
+    settings = DmaSettings(read_latency=12, read_gap=0.2, read_req_stall=0.2,
+                           read_error_beats=error_beats)
     dma = AmaranthDmaRead(dut.dma, layout.mem, settings)
     src = Source(dut.job, jobs, gap=0.2, rng=random.Random(7))
     sinks = {name: Sink(getattr(dut, name), stall=0.3, rng=random.Random(i))

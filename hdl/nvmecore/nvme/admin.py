@@ -184,7 +184,6 @@ class AdminEngine(wiring.Component):
                 own.sqid.eq(0),
                 own.cqid.eq(0),
                 own.cid.eq(sqe.cdw0.cid if cid is None else cid),
-                own.sqhd.eq(cmd.sqhd),
                 own.sc.eq(sc),
                 own.sct.eq(sct),
                 own.dnr.eq(dnr),
@@ -337,7 +336,7 @@ class AdminEngine(wiring.Component):
                         m.d.sync += [
                             own_valid.eq(1), own.dw0.eq(event_dw0), own.nsid.eq(0),
                             own.sqid.eq(0), own.cqid.eq(0), own.cid.eq(held_cid[0]),
-                            own.sqhd.eq(cmd.sqhd), own.sc.eq(0), own.sct.eq(0),
+                            own.sc.eq(0), own.sct.eq(0),
                             own.dnr.eq(0), held.eq(held - 1),
                         ]
                         for i in range(AER_SLOTS - 1):

@@ -1,7 +1,9 @@
 """CQ poster [NVMe 1.4 §4.6]: writes each completion into its CQ and raises the CQ's
 interrupt behind it.
 
-A completion is written at base + tail × 16 with the CQ's current phase tag; then the
+A completion is written at base + tail × 16 with the CQ's current phase tag and, as SQHD,
+the head of the entry's SQ as it stands: every entry fetched and handed on so far, so it
+never moves backwards however commands complete [NVMe 1.4 §4.6]; then the
 tail advances (the phase flips on wrap) and, when the CQ has IEN = 1, an interrupt
 request for its vector follows. The request is made only once the entry's write has
 been handed to the DMA write port, so the MSI-X message, a later write on the same
@@ -45,6 +47,8 @@ class CqPoster(wiring.Component):
             "p_cq_phase": In(1),
             "p_cq_iv":    In(11),
             "p_cq_ien":   In(1),
+            "p_sq":       Out(qw),                # the SQ head the entry reports ...
+            "p_sq_head":  In(16),                 # ... its entries delivered so far
             "cq_post":    Out(data.StructLayout({"valid": 1, "qid": qw})),
         })
 
@@ -65,11 +69,13 @@ class CqPoster(wiring.Component):
         ]
 
         c = Signal(Completion)
+        sqhd = Signal(16)                     # taken as the entry's write starts
         cqe = Signal(Cqe)
         beat = Signal(max(1, (beats - 1).bit_length()))
         irq = Signal(CoalescedIrq)
         m.d.comb += [
             self.p_cq.eq(c.cqid),
+            self.p_sq.eq(c.sqid),
             # The read port follows its address (transparency): hold it while posting.
             base_rd.addr.eq(Mux(self.idle, self.completion.p.cqid, c.cqid)),
             self.dma.cmd.p.addr.eq(Cat(Const(0, 12), base_rd.data) + (self.p_cq_tail << 4)),
@@ -82,7 +88,7 @@ class CqPoster(wiring.Component):
         # [NVMe 1.4 Figure 121, 125]
         m.d.comb += [
             cqe.dw0.eq(c.dw0),
-            cqe.dw2.sqhd.eq(c.sqhd),
+            cqe.dw2.sqhd.eq(sqhd),
             cqe.dw2.sqid.eq(c.sqid),
             cqe.cid.eq(c.cid),
             cqe.status.p.eq(self.p_cq_phase),
@@ -101,7 +107,7 @@ class CqPoster(wiring.Component):
             with m.State("CMD"):
                 m.d.comb += self.dma.cmd.valid.eq(1)
                 with m.If(self.dma.cmd.ready):
-                    m.d.sync += beat.eq(0)
+                    m.d.sync += [beat.eq(0), sqhd.eq(self.p_sq_head)]
                     m.next = "DATA"
             with m.State("DATA"):
                 m.d.comb += self.dma.data.valid.eq(1)

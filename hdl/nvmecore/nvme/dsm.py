@@ -66,6 +66,8 @@ class DsmUnit(wiring.Component):
         end = Signal(65)
         m.d.comb += end.eq(entry.slba + entry.nlb)
         inside = (entry.nlb != 0) & ~end[64] & (end[:64] <= nsze)
+        # The read port holds its data unless asked (a read port's `en` is 1 by default).
+        m.d.comb += rd.en.eq(0)
         back = self.backend
         ev = self.event
         m.d.comb += [

@@ -140,7 +140,7 @@ class IoCheck(wiring.Component):
         ctx = alloc.p.ctx
         m.d.comb += [
             ctx.sqid.eq(c.sqid), ctx.cqid.eq(c.cqid), ctx.cid.eq(sqe.cdw0.cid),
-            ctx.sqhd.eq(c.sqhd), ctx.nsid.eq(sqe.nsid), ctx.slba.eq(slba), ctx.kind.eq(kind),
+            ctx.nsid.eq(sqe.nsid), ctx.slba.eq(slba), ctx.kind.eq(kind),
             ctx.bytes.eq(Mux(to_walker & (kind != CmdKind.DSM), nbytes, 0)),
             # Parts that report: the mover and the backend; the DSM unit; the backend.
             alloc.p.parts.eq(Mux((kind == CmdKind.READ) | (kind == CmdKind.WRITE)
@@ -166,7 +166,6 @@ class IoCheck(wiring.Component):
             direct.p.sqid.eq(c.sqid),
             direct.p.cqid.eq(c.cqid),
             direct.p.cid.eq(sqe.cdw0.cid),
-            direct.p.sqhd.eq(c.sqhd),
             direct.p.sc.eq(status.sc),
             direct.p.sct.eq(status.sct),
             direct.p.dnr.eq(status.dnr),

@@ -56,7 +56,6 @@ class SlotContext(data.StructLayout):
             "sqid":  qw,
             "cqid":  qw,
             "cid":   16,
-            "sqhd":  16,
             "nsid":  32,
             "slba":  64,                                  # for the error log
             "kind":  CmdKind,

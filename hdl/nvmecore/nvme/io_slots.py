@@ -199,7 +199,6 @@ class IoSlots(wiring.Component):
                     out.p.sqid.eq(ctx.sqid),
                     out.p.cqid.eq(ctx.cqid),
                     out.p.cid.eq(ctx.cid),
-                    out.p.sqhd.eq(ctx.sqhd),
                     out.p.sc.eq(final.sc),
                     out.p.sct.eq(final.sct),
                     out.p.dnr.eq(final.dnr),

@@ -148,7 +148,7 @@ class PrpWalker(wiring.Component):
             m.d.comb += [segs[d].w_data.eq(seg_in), segs[d].w_en.eq(push & (direction == d))]
 
         # -- List entries: reads issued ahead, entries used one per cycle ----------------------
-        m.submodules.lists = lists = fifo.SyncFIFOBuffered(width=width + 1,
+        m.submodules.lists = lists = fifo.SyncFIFOBuffered(width=width,
                                                            depth=LIST_BUFFER_BEATS)
         m.submodules.counts = counts = fifo.SyncFIFO(width=10, depth=LIST_BUFFER_BEATS)
         issue_addr = Signal(64)
@@ -189,28 +189,36 @@ class PrpWalker(wiring.Component):
 
         beat = self.dma.data
         m.d.comb += [
-            lists.w_data.eq(Cat(beat.p.data, beat.p.error)),
+            lists.w_data.eq(beat.p.data),
             lists.w_en.eq(beat.valid),
             beat.ready.eq(1),                       # room was reserved
         ]
+        # A failed read may flag only one of its beats (the last, say): its entries are
+        # used only once the whole read is in, with its verdict.
+        m.submodules.verdicts = verdicts = fifo.SyncFIFO(width=1, depth=LIST_BUFFER_BEATS)
+        failed = Signal()
+        with m.If(beat.valid):
+            m.d.sync += failed.eq(Mux(beat.p.last, 0, failed | beat.p.error))
+        m.d.comb += [verdicts.w_data.eq(failed | beat.p.error),
+                     verdicts.w_en.eq(beat.valid & beat.p.last)]
         lane = Signal(lane_bits)
         read_left = Signal(10)                      # entries left in the current read
         read_started = Signal()
         entry = Signal(64)
         entry_error = Signal()
         m.d.comb += [
-            entry.eq(lists.r_data[:width].word_select(lane, 64) if per_beat > 1
+            entry.eq(lists.r_data.word_select(lane, 64) if per_beat > 1
                      else lists.r_data[:64]),
-            entry_error.eq(lists.r_data[width]),
+            entry_error.eq(verdicts.r_data),
         ]
-        entry_ok = lists.r_rdy & (read_started | counts.r_rdy)
+        entry_ok = lists.r_rdy & (read_started | counts.r_rdy) & verdicts.r_rdy
         take_entry = Signal()                       # the process side uses `entry` now
         cur_read = Mux(read_started, read_left, counts.r_data)
         with m.If(take_entry):
             last_in_read = cur_read == 1
             m.d.sync += [read_left.eq(cur_read - 1), read_started.eq(~last_in_read),
                          used.eq(used + 1)]
-            m.d.comb += counts.r_en.eq(last_in_read)
+            m.d.comb += [counts.r_en.eq(last_in_read), verdicts.r_en.eq(last_in_read)]
             with m.If(last_in_read | (lane == per_beat - 1)):
                 m.d.comb += lists.r_en.eq(1)
                 m.d.sync += lane.eq(0)

@@ -54,6 +54,8 @@ class QueueState(wiring.Component):
             "cq_reserve": _strobe(data.StructLayout({"qid": qw, "n": 16})),
             "cq_post":    _strobe(data.StructLayout({"qid": qw})),
             "cq_release": _strobe(data.StructLayout({"qid": qw})),
+            # an entry of SQ qid went to its engine: the head SQHD reports is past it
+            "sq_fetched": _strobe(data.StructLayout({"qid": qw, "sqhd": 16})),
             "clear":      In(1),
             # Per-queue views
             "sq_valid":   Out(n),
@@ -74,6 +76,8 @@ class QueueState(wiring.Component):
             "p_cq_phase": Out(1),
             "p_cq_iv":    Out(11),
             "p_cq_ien":   Out(1),
+            "p_sq":       In(qw),
+            "p_sq_head":  Out(16),
             "a_sq":       In(qw),
             "a_sq_cqid":  Out(qw),
             "a_cq":       In(qw),
@@ -95,6 +99,7 @@ class QueueState(wiring.Component):
         sq_valid, sq_tail, sq_head = array(1, "sq_valid"), array(16, "sq_tail"), \
             array(16, "sq_head")
         sq_size, sq_cqid = array(16, "sq_size_m1"), array(qw, "sq_cqid")
+        sq_done = array(16, "sq_done")          # the head as the CQ entries report it
         cq_valid, cq_head, cq_tail = array(1, "cq_valid"), array(16, "cq_head"), \
             array(16, "cq_tail")
         cq_phase, cq_size = array(1, "cq_phase"), array(16, "cq_size_m1")
@@ -110,10 +115,13 @@ class QueueState(wiring.Component):
             with m.If(setup.valid & ~setup.cq & (setup.qid == q)):
                 m.d.sync += [
                     sq_valid[q].eq(setup.create), sq_tail[q].eq(0), sq_head[q].eq(0),
+                    sq_done[q].eq(0),
                     sq_size[q].eq(setup.size_m1), sq_cqid[q].eq(setup.cqid),
                 ]
             with m.Elif(self.sq_tail.valid & (self.sq_tail.qid == q)):
                 m.d.sync += sq_tail[q].eq(self.sq_tail.value)
+            with m.If(self.sq_fetched.valid & (self.sq_fetched.qid == q)):
+                m.d.sync += sq_done[q].eq(self.sq_fetched.sqhd)
             with m.If(self.sq_advance.valid & (self.sq_advance.qid == q)):
                 advanced = sq_head[q] + self.sq_advance.n
                 m.d.sync += sq_head[q].eq(
@@ -184,6 +192,7 @@ class QueueState(wiring.Component):
             self.p_cq_phase.eq(cq_phase[c]),
             self.p_cq_iv.eq(cq_iv[c]),
             self.p_cq_ien.eq(cq_ien[c]),
+            self.p_sq_head.eq(sq_done[self.p_sq]),
         ]
 
         # A CQ head doorbell that empties the CQ withdraws its INTx level [QEMU].

@@ -168,11 +168,14 @@ class NvmeHost(NvmIo):
     """
 
     def __init__(self, transport: Transport, *, admin_entries=32, poll_us=1.0,
-                 command_timeout_us=1_000_000):
+                 command_timeout_us=1_000_000, us_per_kib=4.0):
         self.t = transport
         self.admin_entries = admin_entries
         self.poll_us = poll_us
         self.command_timeout_us = command_timeout_us
+        #: Extra time an I/O command is given per KiB of data it moves (a simulated
+        #: datapath with backpressure moves a 512 KiB command in a millisecond or two).
+        self.us_per_kib = us_per_kib
         self.cap = None
         self.sqs: dict[int, SubmissionQueue] = {}
         self.cqs: dict[int, CompletionQueue] = {}

@@ -363,7 +363,8 @@ class NvmIo:
         """Wait until at least one I/O command in flight completes (none in flight:
         return at once); every command that has completed by then, checked."""
         pending = self.io_pending
-        timeout_us = self.command_timeout_us if timeout_us is None else timeout_us
+        if timeout_us is None:
+            timeout_us = self.command_timeout_us + sum(self._data_us(c) for c in pending.values())
         waited = 0.0
         while pending:
             for cqid in sorted({self.sqs[qid].cqid for qid, _ in pending
@@ -380,6 +381,10 @@ class NvmIo:
             waited += self.poll_us
         return []
 
+    def _data_us(self, cmd):
+        """The time allowance for ``cmd``'s data (see ``us_per_kib``)."""
+        return self.us_per_kib * cmd.blocks * cmd.lba_bytes / 1024
+
     def _collect(self):
         done = []
         for key, cmd in list(self.io_pending.items()):
@@ -391,8 +396,12 @@ class NvmIo:
 
     async def io_wait(self, cmd: IoCommand, *, check=False, timeout_us=None) -> IoCommand:
         """Wait for ``cmd`` to complete (collecting others on the way); with ``check``,
-        raise :class:`CommandError` unless it succeeded."""
-        timeout_us = self.command_timeout_us if timeout_us is None else timeout_us
+        raise :class:`CommandError` unless it succeeded. By default it may take
+        ``command_timeout_us`` plus ``us_per_kib`` for each KiB that it, and every command
+        in flight with it, moves."""
+        if timeout_us is None:
+            timeout_us = self.command_timeout_us + sum(
+                self._data_us(c) for c in self.io_pending.values())
         waited = 0.0
         while not cmd.done:
             if self._collect():
