@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from .backend.axi import Axi4Signature, AxiBackend
 from .backend.interface import BackendPort
-from .backend.ramdisk import RamDisk
+from .backend.ramdisk import NamespaceProbe, RamDisk
 from .bus import DmaRead, DmaWrite, PcieConfig, RegisterBus
 from .config import CoreConfig
 from .layouts import AsyncEvent, DoorbellUpdate, IrqRequest, QueueSizeUpdate
@@ -71,10 +71,11 @@ class NvmeCore(wiring.Component):
         elif config.backend == "external":
             members["backend"] = Out(BackendPort(config.data_width,
                                                  config.namespace_addr_width))
-        #: The namespace's storage inside the core (None with an external backend); benches
-        #: look into a RAM disk's memories through it.
-        self.storage = (RamDisk(config) if config.backend == "ramdisk"
-                        else AxiBackend(config) if config.backend == "axi" else None)
+        #: The namespace's storage inside the core, made when the core is elaborated (None
+        #: with an external backend); benches look into a RAM disk's memories through it.
+        self.storage = None
+        if config.debug and config.backend == "ramdisk":
+            members["dbg_namespace"] = In(NamespaceProbe(config))
         if config.debug:
             members.update({
                 "dbg_queue":    In(stream.Signature(QueueSizeUpdate)),
@@ -278,6 +279,10 @@ class NvmeCore(wiring.Component):
 
         top = Module()
         top.submodules.body = ResetInserter(self.cfg.flr)(m)
+        if config.backend == "ramdisk":
+            self.storage = RamDisk(config)
+        elif config.backend == "axi":
+            self.storage = AxiBackend(config)
         # The backend keeps the namespace through a function-level reset: it is outside
         # the reset and gets `abort` from the I/O engine instead.
         if self.storage is None:
@@ -287,5 +292,7 @@ class NvmeCore(wiring.Component):
             wiring.connect(top, io.backend, self.storage.port)
             if config.backend == "axi":
                 wiring.connect(top, self.storage.axi, wiring.flipped(self.axi))
+            if config.debug and config.backend == "ramdisk":
+                wiring.connect(top, wiring.flipped(self.dbg_namespace), self.storage.probe)
         return top
 

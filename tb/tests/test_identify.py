@@ -2,6 +2,7 @@
 struct, not through our layouts), and IdentifyRom in the Amaranth simulator against the
 builders, every beat of every page."""
 
+import itertools
 import struct
 
 import pytest
@@ -221,10 +222,13 @@ def run_rom(config, device_ids):
 
     async def testbench(ctx):
         assert ctx.get(dut.data) == 0                          # reset value
-        for device_id in device_ids:
+        for device_id, lba_format in itertools.product(device_ids, (0, 1)):
             ctx.set(dut.device_id, device_id)
+            ctx.set(dut.lba_format, lba_format)
             for page in IdentifyPage:
-                expected = identify_page(config, page, device_id)
+                expected = (identify_namespace(config, device_id, lba_format)
+                            if page == IdentifyPage.NAMESPACE
+                            else identify_page(config, page, device_id))
                 ctx.set(dut.page, page)
                 ctx.set(dut.en, 1)
                 for beat in range(beats):
@@ -253,6 +257,8 @@ def test_identify_rom(width):
     dut = run_rom(CoreConfig(data_width=width), [ID_A, ID_B])
     # Only the beats holding SN, the NQN's serial, NGUID and EUI-64 depend on device_id.
     assert dut.device_id_beats <= {64: 11, 256: 5, 512: 4}[width]
+    # ... and only the beat(s) holding NSZE, NCAP, NUSE and FLBAS on the LBA format.
+    assert dut.format_beats <= {64: 4, 256: 1, 512: 1}[width]
 
 
 def test_identify_rom_other_identity():

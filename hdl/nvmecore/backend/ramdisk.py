@@ -33,7 +33,7 @@ from amaranth import Module, Mux, ResetInserter, Signal
 from amaranth.hdl import MemoryData
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from ..config import CoreConfig
 from ..emit import NO_INIT
@@ -41,7 +41,21 @@ from ..nvm_layouts import SECTOR_BYTES
 from .interface import BackendCommand, BackendOp, BackendPort, BackendStatus
 from .merge import DoneMerge
 
-__all__ = ["RamDisk"]
+__all__ = ["RamDisk", "NamespaceProbe"]
+
+
+class NamespaceProbe(wiring.Signature):
+    """A test-only look into the RAM disk (``CoreConfig.debug``): word ``addr`` of the
+    namespace shows on ``data`` the next cycle, zero for a sector without data, and
+    ``written`` says whether its sector holds data."""
+
+    def __init__(self, config: CoreConfig):
+        depth = config.namespace_bytes // (config.data_width // 8)
+        super().__init__({
+            "addr":    Out(range(depth)),
+            "data":    In(config.data_width),
+            "written": In(1),
+        })
 
 
 class RamDisk(wiring.Component):
@@ -60,9 +74,10 @@ class RamDisk(wiring.Component):
         #: The namespace's words, and which sectors hold data (for benches that look in).
         self.words = MemoryData(shape=config.data_width, depth=self.depth, init=[])
         self.written = MemoryData(shape=1, depth=self.depth // self.sector_words, init=[])
-        super().__init__({
-            "port": In(BackendPort(config.data_width, config.namespace_addr_width)),
-        })
+        members = {"port": In(BackendPort(config.data_width, config.namespace_addr_width))}
+        if config.debug:
+            members["probe"] = In(NamespaceProbe(config))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -81,6 +96,14 @@ class RamDisk(wiring.Component):
         sector_shift = (sector_words - 1).bit_length()
         m.submodules.written = written = Memory(self.written)
         written_rd = written.read_port()
+        if self._config.debug:
+            probe_rd, probe_written = mem.read_port(), written.read_port()
+            m.d.comb += [
+                probe_rd.addr.eq(self.probe.addr), probe_written.addr.eq(self.probe.addr
+                                                                          >> sector_shift),
+                self.probe.data.eq(Mux(probe_written.data, probe_rd.data, 0)),
+                self.probe.written.eq(probe_written.data),
+            ]
         written_wr = written.write_port()
 
         # -- Commands: READs to the read engine, the rest to the write engine -------------

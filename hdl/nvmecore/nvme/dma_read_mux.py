@@ -46,7 +46,7 @@ class DmaReadArbiter(wiring.Component):
         for i in reversed(range(count)):    # the lowest index with a request ...
             with m.If(inputs[i].req.valid):
                 m.d.comb += pick.eq(i)
-        for i in reversed(range(count)):    # ... or the lowest above the last served
+        for i in reversed(range(1, count)):  # ... or the lowest above the last served
             with m.If(inputs[i].req.valid & (i > last)):
                 m.d.comb += pick.eq(i)
         who = Mux(held, held_by, pick)

@@ -9,7 +9,7 @@ the others are skipped (QEMU). Before each ZERO it tells the slot one more part 
 last range it reports its own part (Data Transfer Error if the list's read failed).
 """
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,7 +18,7 @@ from ..config import CoreConfig
 from ..layouts import GenericStatus
 from ..nvm_layouts import DSM_MAX_RANGES, DSM_RANGE_BYTES, LBA_DATA_SHIFTS, DsmRange
 from .from_host import DsmBeat
-from .io_layouts import OK, IoEvent, status_const
+from .io_layouts import OK, IoEvent, IoStatus, status_const
 
 __all__ = ["DsmUnit"]
 
@@ -69,11 +69,16 @@ class DsmUnit(wiring.Component):
         # The read port holds its data unless asked (a read port's `en` is 1 by default).
         m.d.comb += rd.en.eq(0)
         back = self.backend
-        ev = self.event
+        ev_out = self.event
+        ev_status = Signal(IoStatus)
+        ev_delta = Signal(signed(10))
+        m.d.comb += [
+            ev_out.p.tag.eq(tag), ev_out.p.status.eq(ev_status), ev_out.p.media.eq(0),
+            ev_out.p.delta.eq(ev_delta),
+        ]
         m.d.comb += [
             back.p.op.eq(BackendOp.ZERO), back.p.tag.eq(tag),
             back.p.addr.eq(entry.slba << shift), back.p.length.eq(entry.nlb << shift),
-            ev.p.tag.eq(tag),
         ]
 
         with m.FSM(name="dsm"):
@@ -109,8 +114,8 @@ class DsmUnit(wiring.Component):
                     m.next = "RANGE"
             with m.State("RANGE"):
                 with m.If(inside):
-                    m.d.comb += [ev.valid.eq(1), ev.p.status.eq(OK), ev.p.delta.eq(1)]
-                    with m.If(ev.ready):
+                    m.d.comb += [ev_out.valid.eq(1), ev_status.eq(OK), ev_delta.eq(1)]
+                    with m.If(ev_out.ready):
                         m.next = "ZERO"
                 with m.Else():
                     m.d.sync += index.eq(index + 1)
@@ -121,11 +126,11 @@ class DsmUnit(wiring.Component):
                     m.d.sync += index.eq(index + 1)
                     m.next = "READ"
             with m.State("DONE"):
-                m.d.comb += [ev.valid.eq(1), ev.p.delta.eq(-1),
-                             ev.p.status.eq(Mux(error,
-                                                status_const(GenericStatus.DATA_TRANSFER_ERROR),
-                                                OK))]
-                with m.If(ev.ready):
+                m.d.comb += [ev_out.valid.eq(1), ev_delta.eq(-1),
+                             ev_status.eq(Mux(error,
+                                              status_const(GenericStatus.DATA_TRANSFER_ERROR),
+                                              OK))]
+                with m.If(ev_out.ready):
                     m.d.sync += error.eq(0)
                     m.next = "LIST"
         return m

@@ -83,7 +83,7 @@ class DwordGather(wiring.Component):
         low = Signal(width)
         high = Signal(width)
         for j in range(lanes):
-            below = j < fill
+            below = (j < fill) if j < lanes - 1 else 0     # fill is at most lanes - 1
             part = slice(32 * j, 32 * j + 32)
             m.d.comb += [low[part].eq(Mux(below, acc[part], rot[part])),
                          high[part].eq(Mux(below, rot[part], 0))]

@@ -102,7 +102,7 @@ class FromHost(wiring.Component):
             self.backend.p.length.eq(tok.p.length),
         ]
         fev = self.fail_event
-        m.d.comb += [fev.p.tag.eq(tok.p.tag), fev.p.status.eq(fail),
+        m.d.comb += [fev.p.tag.eq(tok.p.tag), fev.p.status.eq(fail), fev.p.media.eq(0),
                      # a Write's or Compare's backend part never runs either
                      fev.p.delta.eq(Mux(tok.p.op == IoOp.DSM, -1, -2))]
         needs_backend = tok.p.op != IoOp.DSM
@@ -210,7 +210,7 @@ class FromHost(wiring.Component):
             self.dsm.p.data.eq(out.p.data), self.dsm.p.last.eq(out.p.last),
             self.dsm.p.error.eq(out.p.error), self.dsm.p.tag.eq(who.tag),
             self.dsm.p.length.eq(who.length),
-            ev.p.tag.eq(who.tag), ev.p.status.eq(final), ev.p.delta.eq(-1),
+            ev.p.tag.eq(who.tag), ev.p.status.eq(final), ev.p.media.eq(0), ev.p.delta.eq(-1),
         ]
         differs = out.p.data != self.crdata.p.data
         with m.If(pending):

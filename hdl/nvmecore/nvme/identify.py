@@ -405,7 +405,8 @@ class IdentifyRom(wiring.Component):
     Identify Namespace that depend on the LBA format (NSZE, NCAP, NUSE, FLBAS: the bytes
     where the two formats' pages differ) from the ``lba_format`` input.
 
-    Attributes ``constant_beats`` and ``device_id_beats`` count the beats in the switch.
+    Attributes ``constant_beats``, ``device_id_beats`` and ``format_beats`` count the beats
+    in the switch (a beat may depend on both device_id and the format).
     """
 
     def __init__(self, config: CoreConfig):
@@ -444,9 +445,10 @@ class IdentifyRom(wiring.Component):
                            if start <= offset < start + self._beat_bytes}
                 if dynamic or any(chunk):
                     self._rom[page, beat] = (chunk, dynamic)
-        self.device_id_beats = sum(1 for _, dynamic in self._rom.values() if dynamic)
-        # (device_id_beats counts the format-dependent beats of Identify Namespace too)
-        self.constant_beats = len(self._rom) - self.device_id_beats
+        kinds = [{kind for kind, _ in dynamic.values()} for _, dynamic in self._rom.values()]
+        self.device_id_beats = sum(1 for k in kinds if k - {"format"})
+        self.format_beats = sum(1 for k in kinds if "format" in k)
+        self.constant_beats = sum(1 for k in kinds if not k)
 
     def elaborate(self, platform):
         m = Module()

@@ -36,7 +36,7 @@ class StreamArbiter(wiring.Component):
         for i in reversed(range(count)):
             with m.If(inputs[i].valid):
                 m.d.comb += pick.eq(i)
-        for i in reversed(range(count)):
+        for i in reversed(range(1, count)):
             with m.If(inputs[i].valid & (i > last)):
                 m.d.comb += pick.eq(i)
         who = Mux(held, held_by, pick)

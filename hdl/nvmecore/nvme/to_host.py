@@ -99,7 +99,8 @@ class ToHost(wiring.Component):
             self.backend.p.addr.eq(tok.p.ns_addr),
             self.backend.p.length.eq(tok.p.length),
             # The mover's part and the backend's, which will never run.
-            fev.p.tag.eq(tok.p.tag), fev.p.status.eq(fail), fev.p.delta.eq(-2),
+            fev.p.tag.eq(tok.p.tag), fev.p.status.eq(fail), fev.p.media.eq(0),
+            fev.p.delta.eq(-2),
         ]
         with m.If(tok.valid & decided & commands.w_rdy):
             with m.If(runs):
@@ -211,7 +212,7 @@ class ToHost(wiring.Component):
                     m.d.sync += sending.eq(0)
         with m.Else():
             # The command's part is done once its last write is out.
-            m.d.comb += [ev.valid.eq(1), ev.p.tag.eq(w.tag), ev.p.status.eq(OK),
+            m.d.comb += [ev.valid.eq(1), ev.p.tag.eq(w.tag), ev.p.status.eq(OK), ev.p.media.eq(0),
                          ev.p.delta.eq(-1)]
             with m.If(ev.ready):
                 m.d.comb += writes.r_en.eq(1)

@@ -26,6 +26,7 @@ from cocotb.simtime import get_sim_time
 from cocotb.triggers import RisingEdge
 
 from nvmecore import NvmeCore
+from nvmecore.nvm_layouts import SECTOR_BYTES
 from nvmetb.cocotb_edges import EdgeLoop, Output, reader
 from nvmetb.model import DoorbellWrite
 from nvmetb.packing import Packer
@@ -84,6 +85,8 @@ class CocotbPorts(Backend):
 
     def _reset_test_ports(self):
         """Idle values for the test-port inputs, ``temperature`` and ``device_id``."""
+        if hasattr(self.dut, "dbg_namespace__addr"):
+            self.dut.dbg_namespace__addr.value = 0
         for name in ("dbg_queue__valid", "dbg_irq__valid", "device_id"):
             getattr(self.dut, name).value = 0
         self.dut.temperature.value = 313
@@ -279,9 +282,44 @@ async def run_scenario(dut, scenario, config, pattern: Pattern, seed=0):
     return core
 
 
-async def run_host_scenario(dut, scenario, config, dma="fast", seed=0):
-    """A queue scenario (``async def scenario(host, bench)``) on the Verilog: the host
-    driver with host memory behind the DMA ports, the model in lock step."""
+async def probe_namespace(dut, config) -> bytes:
+    """The RAM disk's namespace, read through a debug build's ``dbg_namespace`` port: a
+    word per cycle, only the words of sectors that hold data (the rest read as zeroes)."""
+    from cocotb.triggers import FallingEdge, ReadOnly
+
+    beat_bytes = config.data_width // 8
+    sector_words = max(1, SECTOR_BYTES // beat_bytes)
+    addr, word, written = dut.dbg_namespace__addr, dut.dbg_namespace__data, \
+        dut.dbg_namespace__written
+    out = bytearray(config.namespace_bytes)
+
+    async def read(index):
+        await FallingEdge(dut.clk)
+        addr.value = index
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        return int(word.value), int(written.value)
+
+    for sector in range(config.namespace_bytes // SECTOR_BYTES):
+        first = sector * sector_words
+        value, holds = await read(first)
+        if not holds:
+            continue
+        for index in range(first, first + sector_words):
+            if index != first:
+                value, _ = await read(index)
+            out[index * beat_bytes:(index + 1) * beat_bytes] = value.to_bytes(beat_bytes,
+                                                                               "little")
+    return bytes(out)
+
+
+async def run_host_scenario(dut, scenario, config, dma="fast", seed=0, *, namespace=None,
+                            fail_namespace=None, **kwargs):
+    """A host scenario (``async def scenario(host, bench, **kwargs)``) on the Verilog: the
+    host driver with host memory behind the DMA ports, the model in lock step, and the
+    namespace compared with the model's at the end — a debug build's RAM disk through its
+    probe, or what ``namespace`` (an async callable) returns. ``fail_namespace(start,
+    stop)`` makes the backend fail commands touching those bytes (BenchTransport)."""
     from nvmetb.dma.behaviour import DMA_SETTINGS
     from nvmetb.dma.cocotb_ports import CocotbDma
     from nvmetb.host import NvmeHost
@@ -297,11 +335,15 @@ async def run_host_scenario(dut, scenario, config, dma="fast", seed=0):
                           edges=backend.edges)
     await backend.start(dma=False)
     dma_ports.start()
-    bench = BenchTransport(CheckedCore(backend), memory)
+    if namespace is None and config.backend == "ramdisk" and config.debug:
+        async def namespace():
+            return await probe_namespace(dut, config)
+    bench = BenchTransport(CheckedCore(backend), memory, namespace=namespace,
+                           fail_namespace=fail_namespace)
     host = NvmeHost(bench, poll_us=0.1, command_timeout_us=200)
     try:
         with profiled(f"{scenario.__name__}-{dma}-{_sim()}"):
-            await scenario(host, bench)
+            await scenario(host, bench, **kwargs)
             await bench.compare()
     finally:
         dma_ports.stop()

@@ -1,0 +1,40 @@
+"""The NVM I/O path on the generated Verilog at core level, under Icarus and Verilator:
+every I/O scenario with the RAM disk (the default build, shared with test_core_rtl) and
+with the AXI4 backend behind cocotbext-axi's AxiRam, model in lock step, namespace
+compared."""
+
+import pytest
+
+from nvmecore import CoreConfig
+from nvmecore.cli import generate_verilog
+from nvmetb.scenarios.io import IO_SCENARIOS, MEDIA_SCENARIOS
+from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
+from test_core_rtl import CONFIG as RAMDISK
+
+CONFIGS = {"ramdisk": RAMDISK, "axi": CoreConfig(debug=True, backend="axi")}
+#: The RAM disk never fails; media errors are injected on the AXI bus only.
+SCENARIOS = {"ramdisk": list(IO_SCENARIOS), "axi": list(IO_SCENARIOS) + list(MEDIA_SCENARIOS)}
+
+
+@pytest.fixture(scope="module")
+def verilog():
+    cache = {}
+
+    def get(backend):
+        if backend not in cache:
+            cache[backend] = generate_verilog(CONFIGS[backend])
+        return cache[backend]
+    return get
+
+
+def _params():
+    return [pytest.param(backend, scenario, id=f"{backend}-{scenario}")
+            for backend in CONFIGS for scenario in SCENARIOS[backend]]
+
+
+@pytest.mark.parametrize(("backend", "scenario"), _params())
+@pytest.mark.parametrize("sim", sim_params())
+def test_io(sim, backend, scenario, verilog, request):
+    build_dir = build(sim, verilog(backend), "nvmecore")
+    run(sim, build_dir, "nvmecore", "cocotb_io", scenario, run_dir(request.node.nodeid),
+        env={CONFIG_ENV: config_to_env(CONFIGS[backend])})
