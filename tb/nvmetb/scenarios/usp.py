@@ -34,12 +34,12 @@ from nvmecore.layouts import (
     Reg,
 )
 from nvmetb.bench.harness import CheckedCore, Mismatch
+from nvmetb.bench.usp_backend import NP_CREDIT_LIMIT
 from nvmetb.dma.usp_ports import SHORT_TAGS
 from nvmetb.model import split_access
 
 from .queues import G, expect
 from .registers import program_vectors, set_admin_queues
-from .usp_backend import NP_CREDIT_LIMIT
 
 __all__ = ["REGISTER_SCENARIOS", "back_to_back_accesses", "completer_requests",
            "fetch_fault", "interleaved_fetches", "flr_in_traffic", "extended_tags"]
