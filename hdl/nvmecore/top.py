@@ -34,8 +34,6 @@ TIE_OFFS = {
     "cfg_mgmt_write_data":                (32, 0),
     "cfg_mgmt_byte_enable":               (4, 0),
     "cfg_mgmt_debug_access":              (1, 0),
-    "cfg_err_cor_in":                     (1, 0),
-    "cfg_err_uncor_in":                   (1, 0),
     "cfg_link_training_enable":           (1, 1),
     "cfg_hot_reset_in":                   (1, 0),
     "cfg_req_pm_transition_l23_ready":    (1, 0),
@@ -83,12 +81,12 @@ CFG_FROM_IP = {
     "cfg_interrupt_msix_enable": 4, "cfg_interrupt_msix_mask": 4,
     "cfg_flr_in_process": 4, "cfg_mgmt_read_data": 32, "cfg_mgmt_read_write_done": 1,
     "cfg_interrupt_sent": 1, "cfg_power_state_change_interrupt": 1,
-    "pcie_cq_np_req_count": 6,
+    "pcie_cq_np_req_count": 6, "pcie_tfc_nph_av": 4,
 }
 CFG_TO_IP = {
     "pcie_cq_np_req": 2, "cfg_flr_done": 4, "cfg_interrupt_int": 4,
     "cfg_interrupt_pending": 4, "cfg_mgmt_addr": 10, "cfg_mgmt_read": 1, "cfg_dsn": 64,
-    "cfg_power_state_change_ack": 1,
+    "cfg_power_state_change_ack": 1, "cfg_err_cor_in": 1, "cfg_err_uncor_in": 1,
 }
 
 

@@ -317,15 +317,16 @@ def test_error_completions(width):
 
 @pytest.mark.parametrize("width", [256, 512])
 def test_timeout(width):
-    """A read never (fully) answered ends with error after the time-out; later reads are
-    fine; its completions arriving late are dropped and counted as unexpected."""
+    """A read never (fully) answered ends with error after the engine's time-out; later
+    reads are fine; its completions arriving late still belong to its tag (the hard IP
+    holds it until they end the read): taken, their data dropped, not unexpected."""
     bench = Bench(width, 2, seed=21, timeout=400, latency=(10, 40))
     reads = [bench.random_read(i, max_len=512) for i in range(24)]
     for i in (3, 12):           # long enough to be still on its way out when the rest comes
         reads[i] = Read(HOST_BASE + 0x1000 * i // 3, 2048, i, fault="drop", late=True)
     bench.run(reads)
     assert bench.late_sent > 0
-    assert bench.stats["unexpected"] == bench.late_sent
+    assert bench.stats["unexpected"] == 0
 
 
 def test_unexpected_tag():

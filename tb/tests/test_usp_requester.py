@@ -87,9 +87,11 @@ class Bench:
         self.reads, self.writes = [], []    # stimulus
         self.tlps, self.refused = [], 0     # results
         self.valid_cycles = []              # cycle numbers with tvalid high
+        self.read_cycles = []               # cycle numbers of read TLPs taken
         self.cycles = 0
         self.drivers_done = 0
         self.cmds_taken = 0
+        self.np_credits = lambda cycle: 15      # pcie_tfc_nph_av by cycle
 
     def expected(self):
         return ([t for _, t in self.reads], [t for *_, t in self.writes if t is not None],
@@ -139,6 +141,7 @@ class Bench:
         async def sink(ctx):
             rq = dut.rq
             ctx.set(dut.max_payload_size, self.mps)
+            ctx.set(dut.np_credits, self.np_credits(0))
             held = None
             tail = 8                        # cycles to watch once all is done
             async for _, _, valid, ready, tdata, tkeep, tlast, tuser, refused, idle in \
@@ -155,12 +158,16 @@ class Bench:
                 else:
                     self.parser.gap()
                 if valid and ready:
-                    self.tlps += self.parser.feed(
+                    done = self.parser.feed(
                         {"tdata": tdata, "tkeep": tkeep, "tlast": tlast, "tuser": tuser})
+                    self.read_cycles += [self.cycles for t in done
+                                         if t.req_type == ReqType.MEM_READ]
+                    self.tlps += done
                 if self.drivers_done == 3 and len(self.tlps) >= n_tlps and idle:
                     tail -= 1
                     if tail == 0:
                         return
+                ctx.set(dut.np_credits, self.np_credits(self.cycles))
                 if isinstance(self.ready, list):
                     p = self.ready[self.cycles % len(self.ready)]
                 else:
@@ -298,3 +305,26 @@ def test_max_payload_back_to_back(width, straddle):
     cycles = bench.valid_cycles
     assert cycles == list(range(cycles[0], cycles[0] + len(cycles))), "a bubble"
     assert len(cycles) <= 8 * -(-(4 + 256) // (width // 32))
+
+
+@pytest.mark.parametrize("width, straddle", CONFIGS)
+def test_reads_wait_for_np_credit(width, straddle):
+    """[PG213 "Avoiding Head-of-Line Blocking for Posted Requests"] While the link partner
+    has no non-posted header credit (pcie_tfc_nph_av 0) no read goes out, and writes pass
+    the waiting reads; with one credit shown, at most one read leaves until the count has
+    had two cycles to show it."""
+    bench = Bench(width, straddle)
+    rng = bench.rng
+    bench.reads = [random_read(rng, tag) for tag in range(8)]
+    for i in range(8):
+        addr, payload = 0x8000_0000 + 0x1000 * i, rng.randbytes(64)
+        bench.writes.append((addr, 64, payload, write_tlp(addr, payload)))
+    bench.np_credits = lambda cycle: 0 if cycle < 200 else 1
+    bench.run()
+    assert bench.got() == bench.expected()
+    kinds = [t.req_type for t in bench.tlps]
+    assert kinds[:8] == [ReqType.MEM_WRITE] * 8, "a read went out without credit"
+    read_beats = bench.read_cycles
+    assert read_beats[0] > 200
+    assert all(b - a >= 3 for a, b in zip(read_beats, read_beats[1:], strict=False)), \
+        f"reads closer than the credit count can follow: {read_beats}"

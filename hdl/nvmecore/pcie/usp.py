@@ -14,13 +14,23 @@ vendor-neutral ports:
   request size from the ``cfg_*`` status ports; extended tags from the Device Control
   register, read through ``cfg_mgmt``; function-level reset (``cfg_flr_in_process``
   resets the core and the adapter, ``cfg_flr_done`` answers); INTx on
-  ``cfg_interrupt_int`` while MSI-X is off (the core routes it).
+  ``cfg_interrupt_int`` while MSI-X is off (the core routes it), one message at a time
+  (each waits for ``cfg_interrupt_sent``).
 
 The hard IP's own MSI-X port (``cfg_interrupt_msix_*``) is not used: messages are posted
 writes on RQ, behind the CQ entry they announce [DESIGN.md §2].
 """
 
-from amaranth import Cat, Const, Module, ResetInserter, Signal
+from amaranth import (
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    Const,
+    Module,
+    ResetInserter,
+    ResetSignal,
+    Signal,
+)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -80,6 +90,10 @@ class UspAdapter(wiring.Component):
             "cfg_flr_in_process":       In(4),
             "cfg_flr_done":             Out(4),
             "cfg_interrupt_int":        Out(4),
+            "cfg_interrupt_sent":       In(1),
+            "pcie_tfc_nph_av":          In(4),
+            "cfg_err_cor_in":           Out(1),
+            "cfg_err_uncor_in":         Out(1),
             "cfg_interrupt_pending":    Out(4),
             "cfg_mgmt_addr":            Out(10),
             "cfg_mgmt_read":            Out(1),
@@ -103,8 +117,13 @@ class UspAdapter(wiring.Component):
         m = Module()
 
         flr = Signal()
+        # Non-posted credits count in a domain the FLR does not reset (the hard IP's count
+        # survives an FLR [PG156 "Selective Flow Control for Non-Posted Requests"]).
+        m.domains.np_credit = np_credit = ClockDomain("np_credit", local=True)
+        m.d.comb += [np_credit.clk.eq(ClockSignal("sync")), np_credit.rst.eq(ResetSignal("sync"))]
         body = Module()
-        body.submodules.completer = completer = UspCompleter(config.data_width)
+        body.submodules.completer = completer = UspCompleter(config.data_width,
+                                                             credit_domain="np_credit")
         body.submodules.reader = reader = UspReadEngine(config.data_width,
                                                         config.completion_timeout)
         body.submodules.requester = requester = UspRequester(config.data_width,
@@ -133,6 +152,12 @@ class UspAdapter(wiring.Component):
             self.err_refused.eq(requester.refused),
             self.err_unexpected.eq(reader.unexpected),
         ]
+        # Errors for the hard IP's AER logic, one cycle per error [PG213 "Configuration
+        # Status Interface"]; the engines class them as PCIe does.
+        m.d.sync += [
+            self.cfg_err_cor_in.eq(completer.err_cor | reader.err_cor),
+            self.cfg_err_uncor_in.eq(completer.err_uncor | reader.err_uncor),
+        ]
 
         # -- Configuration state [PG213 "Configuration Status Interface"] --------------------
         # cfg_function_status per PF: bit 0 I/O space, 1 memory space, 2 bus master enable,
@@ -147,13 +172,25 @@ class UspAdapter(wiring.Component):
             self.core_cfg.flr.eq(flr),
             completer.max_payload_size.eq(mps),
             requester.max_payload_size.eq(mps),
+            requester.np_credits.eq(self.pcie_tfc_nph_av),
             reader.max_read_request_size.eq(self.cfg_max_read_req),
         ]
 
-        # -- Legacy interrupt: the core drives INTx only while MSI-X is off ------------------
+        # -- Legacy interrupt [PG213 "Legacy Interrupt Mode"] -------------------------------
+        # cfg_interrupt_int[0] going 0→1 sends Assert_INTA, 1→0 Deassert_INTA; it may change
+        # again only after cfg_interrupt_sent has acknowledged the message. The core's level
+        # (driven only while MSI-X is off) is followed one message at a time: changes while
+        # a message is on its way fold into the next one.
+        int_level = Signal()                # the level the hard IP was last asked for
+        int_busy = Signal()                 # its message not yet sent
+        with m.If(int_busy):
+            with m.If(self.cfg_interrupt_sent):
+                m.d.sync += int_busy.eq(0)
+        with m.Elif(self.intx != int_level):
+            m.d.sync += [int_level.eq(self.intx), int_busy.eq(1)]
         m.d.comb += [
-            self.cfg_interrupt_int.eq(self.intx),
-            self.cfg_interrupt_pending.eq(self.intx),
+            self.cfg_interrupt_int.eq(int_level),
+            self.cfg_interrupt_pending.eq(int_level),
         ]
 
         # -- Function-level reset [PG213 "cfg_flr_in_process / cfg_flr_done"] ----------------

@@ -42,12 +42,16 @@ __all__ = ["UspRcParser", "RcLookup", "BankWrite", "RcEvent"]
 
 class RcLookup(wiring.Signature):
     """Per starting TLP: the parser asks about ``tag``; the engine answers (combinationally)
-    whether it is outstanding, and where its request sits in the ring."""
+    whether it is outstanding, and where its request sits in the ring. ``discard``: the
+    tag is still the hard IP's, but its request has been given up (the engine's own
+    time-out): its completions are taken, their data dropped, and the one that ends it
+    is reported (the IP's verdict frees the tag)."""
 
     def __init__(self, row_bits):
         super().__init__({
             "tag":    Out(8),
             "live":   In(1),
+            "discard": In(1),
             "row":    In(row_bits),     # first ring row of the request
             "dwords": In(11),           # request length in DWORDs (1 to 1024)
         })
@@ -90,6 +94,8 @@ class UspRcParser(wiring.Component):
             "write":      Out(BankWrite(self._row_bits)).array(self._lanes),
             "event":      Out(RcEvent),
             "unexpected": Out(1),
+            "err_cor":    Out(1),
+            "err_uncor":  Out(1),
         })
 
     def elaborate(self, platform):
@@ -140,7 +146,7 @@ class UspRcParser(wiring.Component):
             slots[0].addr.eq(op.addr), slots[0].write.eq(op.write), slots[0].live.eq(op.live),
             slots[0].tag.eq(op.tag), slots[0].done.eq(op.done), slots[0].failed.eq(op.failed),
         ]
-        unexpected = Signal()
+        unexpected, cor, uncor = Signal(), Signal(), Signal()
         for k, slot in enumerate(slots[1:]):
             desc = Signal(RcDescriptor, name=f"desc{k}")
             m.d.comb += desc.eq(s0_data.word_select(sop_seg[k], 32 * SEGMENT_DW)[:96])
@@ -156,12 +162,31 @@ class UspRcParser(wiring.Component):
                 slot.failed.eq((desc.error_code != RcErrorCode.NORMAL) |
                                (desc.status != CplStatus.SC) | desc.poisoned |
                                (bc_dw > look.dwords) | (desc.dword_count > bc_dw)),
-                slot.write.eq(look.live & ~slot.failed), slot.live.eq(look.live),
+                slot.write.eq(look.live & ~look.discard & ~slot.failed),
+                slot.live.eq(look.live),
                 slot.tag.eq(desc.tag), slot.done.eq(desc.request_done),
             ]
             with m.If(sop_valid[k] & ~look.live):
                 m.d.comb += unexpected.eq(1)
-        m.d.sync += self.unexpected.eq(move & unexpected)
+            # Errors for the hard IP's AER logic, classed as PCIe does [PCIe 4.0 §6.2.3.2.4]:
+            # poisoned data and UR / CA status are advisory non-fatal (reported correctable),
+            # as is an unexpected completion; a malformed completion (length, address,
+            # requester ID mismatch) and a completion time-out are uncorrectable. Not again
+            # for a request the engine already gave up (it reported the time-out then).
+            code = desc.error_code
+            with m.If(sop_valid[k] & look.live & ~look.discard):
+                with m.If((code == RcErrorCode.BAD_LENGTH) | (code == RcErrorCode.MISMATCH) |
+                          (code == RcErrorCode.BAD_ADDRESS) | (code == RcErrorCode.TIMEOUT) |
+                          (bc_dw > look.dwords) | (desc.dword_count > bc_dw)):
+                    m.d.comb += uncor.eq(1)
+                with m.Elif(desc.poisoned | (desc.status != CplStatus.SC) |
+                            (code != RcErrorCode.NORMAL)):
+                    m.d.comb += cor.eq(1)
+        m.d.sync += [
+            self.unexpected.eq(move & unexpected),
+            self.err_cor.eq(move & (cor | unexpected)),
+            self.err_uncor.eq(move & uncor),
+        ]
 
         # -- S2: piece registers, filled from S1 -----------------------------------------------
         piece_layout = data.StructLayout({

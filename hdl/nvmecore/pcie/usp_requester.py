@@ -31,7 +31,7 @@ the write FIFOs and registered into ``rq``, one beat per cycle. A read takes one
 A write's data waits in the FIFO at least three cycles after its last beat came in.
 """
 
-from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -48,7 +48,9 @@ HALF_DW = 8       # a straddled TLP starts at DW 8 [PG213 "Straddle Option on ..
 class UspRequester(wiring.Component):
     """Ports: ``rd`` (read TLPs, tags allocated), ``wr`` (the core's posted writes), ``rq``
     (to the hard IP), ``max_payload_size`` (PCIe encoding, 0 = 128 B ... 5 = 4096 B),
-    ``refused`` (one-cycle pulse per dropped write), ``idle`` (nothing held or in flight).
+    ``np_credits`` (the hard IP's ``pcie_tfc_nph_av``: reads wait while the link partner
+    has no room for one, writes pass them), ``refused`` (one-cycle pulse per dropped
+    write), ``idle`` (nothing held or in flight).
     """
 
     #: Writes whose commands wait in the command FIFO (many short writes: CQ entries,
@@ -70,6 +72,8 @@ class UspRequester(wiring.Component):
             "wr":               In(DmaWrite(width)),
             "rq":               Out(Axis("rq", width)),
             "max_payload_size": In(3),
+            # pcie_tfc_nph_av: non-posted header credits the link partner has (15: 15 or more)
+            "np_credits":       In(4, init=15),
             "refused":          Out(1),
             "idle":             Out(1),
         })
@@ -94,6 +98,18 @@ class UspRequester(wiring.Component):
         rbuf_valid = Signal()
         r0 = named("r0", Mux(rbuf_valid, rbuf, rd.payload), RqRead)    # the oldest read
         r0_valid = named("r0_valid", rbuf_valid | rd.valid)
+
+        # -- Non-posted credit: a read goes out only when the link partner has room for it,
+        # so the hard IP never holds a read on RQ with posted writes queued behind it
+        # [PG213 "Avoiding Head-of-Line Blocking for Posted Requests"]. pcie_tfc_nph_av
+        # shows a read two cycles after its transfer, so the reads in the output register
+        # and those sent in the two cycles before are taken off.
+        rq_reads = Signal(2)                # reads in the beat in the output register
+        sent_q1, sent_q2 = Signal(2), Signal(2)
+        m.d.sync += [sent_q1.eq(Mux(rq.tvalid & rq.tready, rq_reads, 0)), sent_q2.eq(sent_q1)]
+        np_room = named("np_room", self.np_credits - Mux(rq.tvalid, rq_reads, 0)
+                        - sent_q1 - sent_q2, signed(6))
+        r0_go = named("r0_go", r0_valid & (np_room >= 1))     # the oldest read may go
 
         def read_desc(r):
             d = Signal(RqDescriptor)
@@ -190,8 +206,8 @@ class UspRequester(wiring.Component):
 
         # -- Slot 0: the TLP at DW 0 (a continuation or a new TLP), round robin -------------
         prio_wr = Signal()                              # the next grant prefers a write
-        s0_wr = named("s0_wr", ~w_active & w_ready & (prio_wr | ~r0_valid))
-        s0_rd = named("s0_rd", ~w_active & r0_valid & ~s0_wr)
+        s0_wr = named("s0_wr", ~w_active & w_ready & (prio_wr | ~r0_go))
+        s0_rd = named("s0_rd", ~w_active & r0_go & ~s0_wr)
         s0_start = named("s0_start", s0_wr | s0_rd)
         s0_valid = named("s0_valid", cont_go | s0_start)
         s0_end = named("s0_end", Mux(w_active, cont_end, s0_rd | (w_len <= N - RQ_DESC_DW)))
@@ -209,7 +225,8 @@ class UspRequester(wiring.Component):
             lo_free = named("lo_free", s0_rd | (s0_wr & (w_len <= HALF_DW - RQ_DESC_DW))
                             | (cont_go & (w_rem <= HALF_DW)))
             r_next = named("r_next", Mux(s0_rd, rd.payload, r0), RqRead)
-            r_next_valid = Mux(s0_rd, rbuf_valid & rd.valid, r0_valid)   # the head behind
+            r_next_valid = Mux(s0_rd, rbuf_valid & rd.valid & (np_room >= 2),  # the head
+                               r0_go)                                           # behind
             # one command and one data beat per cycle: not behind a write that took them
             w_ready1 = w_ready & (s0_rd | (w_active & ~needs_in))
             prio1 = Mux(s0_rd, 1, Mux(s0_wr, 0, prio_wr))
@@ -276,6 +293,7 @@ class UspRequester(wiring.Component):
         user = rq.tuser
         with m.If(load):
             m.d.sync += [
+                rq_reads.eq(reads),
                 rq.tvalid.eq(s0_valid),
                 rq.tdata.eq(tdata),
                 rq.tkeep.eq(tkeep),

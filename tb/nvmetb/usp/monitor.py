@@ -28,7 +28,7 @@ class BeatMonitor:
     ``reset_when()``: true while the design is (being) reset."""
 
     def __init__(self, dut, prefix, make_parser, *, violations=None, clock=None,
-                 reset_when=None):
+                 reset_when=None, on_tlps=None):
         self.dut = dut
         self.prefix = prefix
         self.make_parser = make_parser
@@ -36,6 +36,7 @@ class BeatMonitor:
         self.violations = violations if violations is not None else []
         self.clk = clock if clock is not None else dut.user_clk
         self.reset_when = reset_when or (lambda: False)
+        self.on_tlps = on_tlps          # called with the TLPs each transferred beat ends
         self.beats = 0
         self.gaps_checked = 0
         self._task = None
@@ -66,8 +67,11 @@ class BeatMonitor:
                     self.parser.gap()
                 elif int(ready.value) & 1:
                     self.beats += 1
-                    self.parser.feed({"tdata": int(tdata.value), "tkeep": int(tkeep.value),
-                                      "tlast": int(tlast.value), "tuser": int(tuser.value)})
+                    done = self.parser.feed({
+                        "tdata": int(tdata.value), "tkeep": int(tkeep.value),
+                        "tlast": int(tlast.value), "tuser": int(tuser.value)})
+                    if done and self.on_tlps is not None:
+                        self.on_tlps(done)
             except AssertionError as error:
                 message = f"{p}: {error}"
                 log.error("monitor: %s", message)
