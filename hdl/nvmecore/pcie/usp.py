@@ -40,6 +40,7 @@ from .usp_completer import UspCompleter
 from .usp_layouts import USP_WIDTHS, Axis
 from .usp_read import UspReadEngine
 from .usp_requester import UspRequester
+from .usp_skid import AxisSkid
 
 __all__ = ["UspAdapter", "PCIE_CAP_OFFSET", "DEVCTL_DWORD", "DEVCTL_EXT_TAG_BIT"]
 
@@ -133,10 +134,19 @@ class UspAdapter(wiring.Component):
         m.submodules.body = ResetInserter(flr)(body)
 
         # -- Streams ------------------------------------------------------------------------
-        wiring.connect(m, wiring.flipped(self.cq), completer.cq)
-        wiring.connect(m, completer.cc, wiring.flipped(self.cc))
+        # Register slices on CQ, CC and RC: every hard-IP input the adapter drives
+        # (s_axis_cc_*, m_axis_cq_tready, m_axis_rc_tready) comes from a register
+        # (RQ has its own output register).
+        body.submodules.cq_skid = cq_skid = AxisSkid("cq", config.data_width)
+        body.submodules.cc_skid = cc_skid = AxisSkid("cc", config.data_width)
+        body.submodules.rc_skid = rc_skid = AxisSkid("rc", config.data_width)
+        wiring.connect(m, wiring.flipped(self.cq), cq_skid.i)
+        wiring.connect(m, cq_skid.o, completer.cq)
+        wiring.connect(m, completer.cc, cc_skid.i)
+        wiring.connect(m, cc_skid.o, wiring.flipped(self.cc))
         wiring.connect(m, completer.regs, wiring.flipped(self.regs))
-        wiring.connect(m, wiring.flipped(self.rc), reader.rc)
+        wiring.connect(m, wiring.flipped(self.rc), rc_skid.i)
+        wiring.connect(m, rc_skid.o, reader.rc)
         wiring.connect(m, reader.tlp, requester.rd)
         wiring.connect(m, requester.rq, wiring.flipped(self.rq))
         wiring.connect(m, wiring.flipped(self.dma_wr), requester.wr)
@@ -197,27 +207,29 @@ class UspAdapter(wiring.Component):
         # While cfg_flr_in_process[0] is high the core and the adapter are held in reset;
         # after FLR_DONE_DELAY cycles cfg_flr_done[0] pulses once, and the hard IP then
         # lowers cfg_flr_in_process.
-        m.d.comb += flr.eq(self.cfg_flr_in_process[0])
+        # flr is a register (the reset it distributes reaches the whole core), and so is
+        # cfg_flr_done.
+        m.d.sync += flr.eq(self.cfg_flr_in_process[0])
         flr_count = Signal(range(FLR_DONE_DELAY + 1))
         with m.If(~flr):
             m.d.sync += flr_count.eq(0)
         with m.Elif(flr_count < FLR_DONE_DELAY):
             m.d.sync += flr_count.eq(flr_count + 1)
-        m.d.comb += self.cfg_flr_done[0].eq(flr & (flr_count == FLR_DONE_DELAY - 1))
+        flr_done = Signal()
+        m.d.sync += flr_done.eq(flr & (flr_count == FLR_DONE_DELAY - 2))
+        m.d.comb += self.cfg_flr_done[0].eq(flr_done)
 
         # -- Extended tags: poll Device Control through cfg_mgmt -----------------------------
         ext_tag = Signal()
         poll = Signal(range(DEVCTL_POLL_CYCLES))
         m.d.comb += [self.cfg_mgmt_addr.eq(DEVCTL_DWORD), reader.ext_tag_enable.eq(ext_tag)]
-        with m.FSM(name="devctl"):
-            with m.State("WAIT"):
-                m.d.sync += poll.eq(poll + 1)
-                with m.If(poll == DEVCTL_POLL_CYCLES - 1):
-                    m.next = "READ"
-            with m.State("READ"):
-                m.d.comb += self.cfg_mgmt_read.eq(1)
-                with m.If(self.cfg_mgmt_read_write_done):
-                    m.d.sync += [ext_tag.eq(self.cfg_mgmt_read_data[DEVCTL_EXT_TAG_BIT]),
-                                 poll.eq(0)]
-                    m.next = "WAIT"
+        mgmt_read = Signal()                    # cfg_mgmt_read, from a register
+        m.d.comb += self.cfg_mgmt_read.eq(mgmt_read)
+        with m.If(~mgmt_read):
+            m.d.sync += poll.eq(poll + 1)
+            with m.If(poll == DEVCTL_POLL_CYCLES - 1):
+                m.d.sync += mgmt_read.eq(1)
+        with m.Elif(self.cfg_mgmt_read_write_done):
+            m.d.sync += [ext_tag.eq(self.cfg_mgmt_read_data[DEVCTL_EXT_TAG_BIT]),
+                         poll.eq(0), mgmt_read.eq(0)]
         return m
