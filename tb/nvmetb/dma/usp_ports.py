@@ -69,15 +69,19 @@ from nvmetb.usp.monitor import BeatMonitor
 from nvmetb.usp.rq import RqParser
 
 __all__ = ["UspDmaSettings", "USP_DMA_SETTINGS", "FAULT_KINDS", "UspDma",
-           "RCB_BYTES", "COMPLETION_BUFFER_BYTES"]
+           "RCB_BYTES", "COMPLETION_BUFFER_BYTES", "COMPLETION_HEADERS", "worst_case_room"]
 
 log = logging.getLogger("tb")
 
 FAULT_KINDS = ("ur", "ca", "poisoned", "drop")
 #: The root complex's read completion boundary [PCIe 4.0 §2.3.1.1].
 RCB_BYTES = 64
-#: Completion data the UltraScale+ block can hold for reads in flight [PG213].
+#: The UltraScale+ block's receive-buffer completion space, at every max payload size
+#: capability [PG213 "Completion Space": 128 completion headers (CPH), 32,768 B of data
+#: (CPD)]. Headers and data share the buffer, a header taking a 16-byte credit's room.
 COMPLETION_BUFFER_BYTES = 32 * 1024
+COMPLETION_HEADERS = 128
+CREDIT_BYTES = 16
 #: Tags without extended tags [PCIe 4.0 §2.2.6.2].
 SHORT_TAGS = 32
 #: The device's ID as enumeration made it (bus 1): the requester ID of its requests.
@@ -89,6 +93,19 @@ IP_TIMEOUT_FACTOR = 10
 
 _READS = {TlpType.MEM_READ, TlpType.MEM_READ_64}
 _WRITES = {TlpType.MEM_WRITE, TlpType.MEM_WRITE_64}
+
+
+def worst_case_room(addr, length):
+    """(headers, bytes) of the hard IP's completion space a read may need: a completer
+    may split it at every read completion boundary [PCIe 4.0 §2.3.1.1], each completion a
+    header plus its data in whole 16-byte credits."""
+    headers, room, pos, end = 0, 0, addr, addr + length
+    while pos < end:
+        cut = min(end, (pos // RCB_BYTES + 1) * RCB_BYTES)
+        headers += 1
+        room += CREDIT_BYTES + -(-(cut - pos) // CREDIT_BYTES) * CREDIT_BYTES
+        pos = cut
+    return headers, room
 
 
 @dataclass(frozen=True)
@@ -189,6 +206,8 @@ class UspDma:
         self._unanswered: dict[int, tuple] = {}   # tag -> (cycle, request, bytes left)
         self.ip_timeout = settings.ip_timeout or IP_TIMEOUT_FACTOR * config.completion_timeout
         self.ip_timeouts = 0                      # reads the IP's time-out ended
+        self._room: dict[int, tuple] = {}         # tag -> worst-case completion space
+        self.most_room = 0
         free = settings.nph_credits if settings.nph_credits is not None else 15
         self._np_free = free                      # link partner's NP header credits
         self._np_back = deque()                   # (cycle, credits) coming back
@@ -264,7 +283,8 @@ class UspDma:
         return (f"{self.reads} reads ({self.completions} completions, {self.interleaved} "
                 f"interleaved, {self.straddled} straddled; tags {min(self.tags, default=0)}.."
                 f"{max(self.tags, default=0)}), {self.writes} writes, faults "
-                f"{dict(self.faults) or 'none'}, {self.ip_timeouts} hard-IP time-outs")
+                f"{dict(self.faults) or 'none'}, {self.ip_timeouts} hard-IP time-outs, at "
+                f"most {self.most_room} B of completion space (worst case)")
 
     def check(self, ignore=()):
         """Fail if a request broke a rule; violation kinds in ``ignore`` are skipped (a
@@ -384,10 +404,20 @@ class UspDma:
         if tag >= SHORT_TAGS and not self.ext_tag():
             self._violation("tag", "read", tlp.address, length,
                             f"tag {tag} while extended tags are disabled")
-        if sum(self._outstanding.values()) + length > COMPLETION_BUFFER_BYTES:
+        # The IP's completion space, worst case (every completion split at the RCB), over
+        # every read whose tag the IP still holds.
+        for held in list(self._room):
+            if held not in self._outstanding and held not in self._unanswered:
+                del self._room[held]
+        self._room[tag] = worst_case_room(tlp.address, length)
+        headers = sum(h for h, _ in self._room.values())
+        room = sum(b for _, b in self._room.values())
+        self.most_room = max(self.most_room, room)
+        if headers > COMPLETION_HEADERS or room > COMPLETION_BUFFER_BYTES:
             self._violation("budget", "read", tlp.address, length,
-                            f"{sum(self._outstanding.values())} B of completions already "
-                            f"due; the hard IP buffers {COMPLETION_BUFFER_BYTES} B")
+                            f"reads in flight may need {headers} completion headers and "
+                            f"{room} B of the hard IP's completion space (it has "
+                            f"{COMPLETION_HEADERS} and {COMPLETION_BUFFER_BYTES} B)")
         data, error = self.memory.device_read(tlp.address, length,
                                               int(self.dut.cfg_max_read_req.value))
         kind = None

@@ -52,6 +52,9 @@ HIGH_REGION = (HostMemory.HIGH_BASE, 1 << 32)
 HIGH_MSIX_BASE = 0x0002_0000_0000_0000            # MSI-X messages above 4 GiB
 HIGH_MSIX_DATA = 0x4D58_0000
 
+#: Ports of the top the stack drives itself rather than through the hard-IP model.
+OWN_PORTS = {"pcie_tfc_nph_av"}
+
 _READS = {TlpType.MEM_READ, TlpType.MEM_READ_64}
 _WRITES = {TlpType.MEM_WRITE, TlpType.MEM_WRITE_64}
 _COMPLETIONS = {TlpType.CPL, TlpType.CPL_DATA}
@@ -224,7 +227,11 @@ class PcieStack:
         # The top's sideband ports go to the model's arguments of the same name (PG213's);
         # the four streams go as buses.
         ports = {name: getattr(dut, name) for name in usp_ports(width)
-                 if not name.startswith(("s_axis_", "m_axis_"))}
+                 if not name.startswith(("s_axis_", "m_axis_")) and name not in OWN_PORTS}
+        # cocotbext-pcie 0.2.16 never starts the task that drives pcie_tfc_nph_av (it
+        # would stay 0: no non-posted credit, no read ever sent); its link has no credit
+        # limit, so the stack shows "15 or more" [PG213].
+        dut.pcie_tfc_nph_av.value = 0xF
         self.dev = UltraScalePlusPcieDevice(
             pcie_generation=3 if width == 256 else 4,
             pcie_link_width=8,
