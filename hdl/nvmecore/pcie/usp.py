@@ -36,11 +36,12 @@ from amaranth.lib.wiring import In, Out
 
 from ..bus import DmaRead, DmaWrite, PcieConfig, RegisterBus
 from ..config import CoreConfig
+from ..layouts import DmaReadRequest
 from .usp_completer import UspCompleter
-from .usp_layouts import USP_WIDTHS, Axis
+from .usp_layouts import USP_WIDTHS, Axis, RqRead
 from .usp_read import UspReadEngine
 from .usp_requester import UspRequester
-from .usp_skid import AxisSkid
+from .usp_skid import AxisSkid, StreamSkid
 
 __all__ = ["UspAdapter", "PCIE_CAP_OFFSET", "DEVCTL_DWORD", "DEVCTL_EXT_TAG_BIT"]
 
@@ -147,13 +148,19 @@ class UspAdapter(wiring.Component):
         wiring.connect(m, completer.regs, wiring.flipped(self.regs))
         wiring.connect(m, wiring.flipped(self.rc), rc_skid.i)
         wiring.connect(m, rc_skid.o, reader.rc)
-        wiring.connect(m, reader.tlp, requester.rd)
+        # register slices between the core's read requests and the read engine, and
+        # between the engine's TLPs and the requester: no long ready chain between them
+        body.submodules.rd_skid = rd_skid = StreamSkid(DmaReadRequest)
+        body.submodules.tlp_skid = tlp_skid = StreamSkid(RqRead)
+        wiring.connect(m, rd_skid.o, reader.req)
+        wiring.connect(m, reader.tlp, tlp_skid.i)
+        wiring.connect(m, tlp_skid.o, requester.rd)
         wiring.connect(m, requester.rq, wiring.flipped(self.rq))
         wiring.connect(m, wiring.flipped(self.dma_wr), requester.wr)
         m.d.comb += [
-            reader.req.valid.eq(self.dma_rd.req.valid),
-            reader.req.payload.eq(self.dma_rd.req.payload),
-            self.dma_rd.req.ready.eq(reader.req.ready),
+            rd_skid.i.valid.eq(self.dma_rd.req.valid),
+            rd_skid.i.payload.eq(self.dma_rd.req.payload),
+            self.dma_rd.req.ready.eq(rd_skid.i.ready),
             self.dma_rd.data.valid.eq(reader.data.valid),
             self.dma_rd.data.payload.eq(reader.data.payload),
             reader.data.ready.eq(self.dma_rd.data.ready),

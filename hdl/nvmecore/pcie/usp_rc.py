@@ -233,20 +233,26 @@ class UspRcParser(wiring.Component):
                     m.d.sync += piece.pending.eq(0)
 
         # -- S2: write the pieces that fit, in order -------------------------------------------
-        # A piece goes when all before it have gone and it needs no bank (nor the event
-        # port) that they use this cycle.
-        used, event_used, go = Const(0, L), Const(0), Const(1)
+        # A piece goes when every piece before it goes too and it shares no bank (nor the
+        # event port) with them. Pieces still pending always follow the ones written, so
+        # this is a flat function of the pairwise clashes between pending pieces, not a
+        # chain through the pieces (LUT depth at 512 bits).
+        n = len(pieces)
+        blocked = []                    # piece k clashes with an earlier pending piece
+        for k in range(n):
+            clashes = []
+            for i in range(k):
+                c = Signal(name=f"clash{i}_{k}")
+                pi, pk = pieces[i], pieces[k]
+                m.d.comb += c.eq(pi.pending & pk.pending &
+                                 ((pi.banks & pk.banks).any() | (pi.event & pk.event)))
+                clashes.append(c)
+            b_k = Signal(name=f"blocked{k}")
+            m.d.comb += b_k.eq(Cat(clashes).any() if clashes else 0)
+            blocked.append(b_k)
         for j, (piece, t) in enumerate(zip(pieces, take, strict=True)):
-            clash = (piece.banks & used).any() | (piece.event & event_used)
-            m.d.comb += t.eq(go & piece.pending & ~clash)
-            go_j, used_j, event_used_j = Signal(name=f"go{j}"), Signal(L), Signal()
-            m.d.comb += [
-                go_j.eq(go & (~piece.pending | t)),
-                used_j.eq(used | Mux(t, piece.banks, 0)),
-                event_used_j.eq(event_used | (t & piece.event)),
-            ]
-            go, used, event_used = go_j, used_j, event_used_j
-        m.d.comb += s2_free.eq(go)
+            m.d.comb += t.eq(piece.pending & ~Cat(blocked[:j + 1]).any())
+        m.d.comb += s2_free.eq(~Cat(blocked).any())
 
         for b, port in enumerate(self.write):
             lane = Signal(lb, name=f"lane{b}")          # the lane bank b takes its DWORD from
