@@ -133,16 +133,19 @@ def _kind(cell_type):
 
 
 def _region(name):
-    """"core" for the core's own registers, "adapter" for the adapter's and the top's
-    (ports, reset)."""
+    """"core" for the core's registers, "adapter" for the adapter's and the top's (ports,
+    reset)."""
     return "core" if name.startswith("core.") else "adapter"
 
 
 def lut_depth(netlist):
     """The deepest paths between registers (FFs, block and distributed RAM writes, DSPs,
     the top's ports) in LUT levels, by region: ``{"all", "adapter", "core"}``, each
-    ``{"levels", "from", "to"}`` with the registers at its ends. A path belongs to the
-    adapter when either end is outside the core (the adapter, the top's ports)."""
+    ``{"levels", "from", "to"}`` with the registers at its ends, and ``paths``: the 40
+    deepest (levels, from, to). A path belongs to the adapter when both ends are outside
+    the core (the adapter, the top's ports, its reset); a path with an end in the core
+    belongs to the core (the adapter's side of their interfaces is registered, so the
+    logic on such a path is the core's)."""
     top = _top(netlist)
     names = {}
     for name, net in top["netnames"].items():
@@ -209,7 +212,7 @@ def lut_depth(netlist):
         while via.get(start) is not None:
             start = via[start]
         source = names.get(start, f"net {start}")
-        region = "core" if _region(label) == _region(source) == "core" else "adapter"
+        region = "adapter" if _region(label) == _region(source) == "adapter" else "core"
         for key in ("all", region):
             if levels > worst[key]["levels"]:
                 worst[key] = {"levels": levels, "from": source, "to": label}

@@ -20,8 +20,9 @@ Three stages:
 - **S2** writes the pieces to the banks. Pieces of one beat usually land on different
   banks and go in one cycle; where two would write the same bank, the later one waits a
   cycle (and RC with it). Pieces are written in order, and a completion's event (request
-  done, request failed) is reported when its last piece is written, at most one event a
-  cycle; so a request is never seen done before its data is in the ring.
+  done, request failed) is reported (from a register) the cycle after its last piece is
+  written, at most one event a cycle; so a request is never seen done before its data is
+  in the ring.
 
 A completion for a tag that is not outstanding is dropped and pulses ``unexpected``; so
 is any completion after the one that ended its request, once the engine has seen that
@@ -266,9 +267,12 @@ class UspRcParser(wiring.Component):
                         lane.eq(b - piece.rot),
                     ]
             m.d.comb += port.data.eq(s2_data.word_select(lane, 32))
+        # The event goes out from a register, the cycle after its last piece is written
+        # (the engine decodes its tag into per-tag state: kept off the scheduling path).
+        m.d.sync += self.event.valid.eq(0)
         for piece, t in zip(pieces, take, strict=True):
             with m.If(t & piece.event):
-                m.d.comb += [
+                m.d.sync += [
                     self.event.valid.eq(1), self.event.tag.eq(piece.tag),
                     self.event.done.eq(piece.done), self.event.failed.eq(piece.failed),
                 ]
