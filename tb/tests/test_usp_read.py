@@ -453,3 +453,14 @@ def test_rc_model_round_trip():
 def test_verilog(width):
     text = verilog.convert(UspReadEngine(width, 1000), name="t", emit_src=False)
     assert "module t" in text
+
+
+def test_worst_case_completion_room():
+    """The RC bench model's worst case for the hard IP's completion space: one header per
+    64 B read completion boundary a read spans, each completion's data in 16 B credits
+    plus a 16 B header credit [PG213 "Completion Space"; PCIe 4.0 §2.3.1.1]."""
+    from nvmetb.dma.usp_ports import worst_case_room
+
+    assert worst_case_room(0x1000, 4096) == (64, 64 * (16 + 64))
+    assert worst_case_room(0x103C, 8) == (2, 2 * (16 + 16))      # 4 B either side of 0x40
+    assert worst_case_room(0x1FFC, 4) == (1, 32)
