@@ -223,10 +223,16 @@ class UspReadEngine(wiring.Component):
         m.d.comb += cur_rd.addr.eq(deliver)
         cur_done = done.bit_select(deliver, 1)
         complete = (todo != 0) & cur_done
+        # The backstop's decision is a register: the request being delivered ran out of
+        # time a cycle ago (and is still that request, still not done).
         timeout = Signal()
-        m.d.sync += timeout_q.eq(timeout)
-        m.d.comb += timeout.eq((todo != 0) & ~cur_done &
-                               ((now - cur.issued)[:time_bits] > self._timeout))
+        expired, expired_tag = Signal(), Signal(8)
+        m.d.sync += [
+            timeout_q.eq(timeout),
+            expired.eq((todo != 0) & ((now - cur.issued)[:time_bits] > self._timeout)),
+            expired_tag.eq(deliver),
+        ]
+        m.d.comb += timeout.eq(expired & (expired_tag == deliver) & (todo != 0) & ~cur_done)
         beat = Signal(beat_bits)
         last = beat == cur.beats - 1
         out_tag, out_last, out_error = Signal(8), Signal(), Signal()
