@@ -229,7 +229,9 @@ class UspReadEngine(wiring.Component):
         expired, expired_tag = Signal(), Signal(8)
         m.d.sync += [
             timeout_q.eq(timeout),
-            expired.eq((todo != 0) & ((now - cur.issued)[:time_bits] > self._timeout)),
+            # (not again in the cycle after it fired: its tag is marked done a cycle late)
+            expired.eq((todo != 0) & ((now - cur.issued)[:time_bits] > self._timeout) &
+                       ~timeout),
             expired_tag.eq(deliver),
         ]
         m.d.comb += timeout.eq(expired & (expired_tag == deliver) & (todo != 0) & ~cur_done)
@@ -280,15 +282,20 @@ class UspReadEngine(wiring.Component):
             m.d.comb += sig.eq(en << tag)
             return sig
 
+        # A request not sent and a backstop time-out mark their tag a cycle later, from a
+        # register (LUT depth: the per-tag decode is off the issue and delivery paths).
         event = parser.event
+        bad_q, bad_tag, to_q, to_tag = Signal(), Signal(8), Signal(), Signal(8)
+        m.d.sync += [bad_q.eq(issue & r.bad), bad_tag.eq(next_tag),
+                     to_q.eq(timeout), to_tag.eq(deliver)]
         issued = onehot(issue, next_tag)
-        timed_out = onehot(timeout, deliver)
+        bad_issued = onehot(bad_q, bad_tag)
+        timed_out = onehot(to_q, to_tag)
         ev = onehot(event.valid, event.tag)
         m.d.sync += [
             awaiting.eq((awaiting | timed_out) & ~Mux(event.done, ev, 0)),
-            done.eq((done & ~issued) | Mux(r.bad, issued, 0) | timed_out |
-                    Mux(event.done, ev, 0)),
-            failed.eq((failed & ~issued) | Mux(r.bad, issued, 0) | timed_out |
+            done.eq((done & ~issued) | bad_issued | timed_out | Mux(event.done, ev, 0)),
+            failed.eq((failed & ~issued) | bad_issued | timed_out |
                       Mux(event.failed, ev, 0)),
         ]
         m.d.comb += self.idle.eq((count == 0) & ~r_valid)
