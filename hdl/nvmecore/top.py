@@ -9,12 +9,14 @@ recommends (tie-offs), so none is left floating. The IP settings the core expect
 the hard IP's ports, and a test checks this top against it.
 
 Clock and reset: everything runs on ``user_clk`` (250 MHz); ``user_reset`` or link down
-(``user_lnk_up`` low) resets the whole core (queues, registers, MSI-X table and PBA).
+(``user_lnk_up`` low) resets the whole core (queues, registers, MSI-X table and PBA), one
+cycle later, through a register. Every hard-IP input the top drives comes from a
+register or is a constant.
 ``device_id`` personalises the identity (a device DNA or straps); ``temperature`` is in
 kelvin (tie to 313 without a sensor).
 """
 
-from amaranth import ClockDomain, ClockSignal, Module, ResetSignal
+from amaranth import ClockDomain, ClockSignal, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,8 +36,6 @@ TIE_OFFS = {
     "cfg_mgmt_write_data":                (32, 0),
     "cfg_mgmt_byte_enable":               (4, 0),
     "cfg_mgmt_debug_access":              (1, 0),
-    "cfg_err_cor_in":                     (1, 0),
-    "cfg_err_uncor_in":                   (1, 0),
     "cfg_link_training_enable":           (1, 1),
     "cfg_hot_reset_in":                   (1, 0),
     "cfg_req_pm_transition_l23_ready":    (1, 0),
@@ -83,12 +83,12 @@ CFG_FROM_IP = {
     "cfg_interrupt_msix_enable": 4, "cfg_interrupt_msix_mask": 4,
     "cfg_flr_in_process": 4, "cfg_mgmt_read_data": 32, "cfg_mgmt_read_write_done": 1,
     "cfg_interrupt_sent": 1, "cfg_power_state_change_interrupt": 1,
-    "pcie_cq_np_req_count": 6,
+    "pcie_cq_np_req_count": 6, "pcie_tfc_nph_av": 4,
 }
 CFG_TO_IP = {
     "pcie_cq_np_req": 2, "cfg_flr_done": 4, "cfg_interrupt_int": 4,
     "cfg_interrupt_pending": 4, "cfg_mgmt_addr": 10, "cfg_mgmt_read": 1, "cfg_dsn": 64,
-    "cfg_power_state_change_ack": 1,
+    "cfg_power_state_change_ack": 1, "cfg_err_cor_in": 1, "cfg_err_uncor_in": 1,
 }
 
 
@@ -144,10 +144,15 @@ class UspTop(wiring.Component):
         m.submodules.adapter = adapter = self.adapter
 
         m.domains.sync = ClockDomain("sync")
+        # user_reset, or the link going down: a full reset [DESIGN.md §11], distributed
+        # from a register (clocked by user_clk, itself never reset).
+        m.domains.ip = ClockDomain("ip", reset_less=True, local=True)
+        reset = Signal(init=1)
+        m.d.ip += reset.eq(self.user_reset | ~self.user_lnk_up)
         m.d.comb += [
             ClockSignal("sync").eq(self.user_clk),
-            # user_reset, or the link going down: a full reset [DESIGN.md §11].
-            ResetSignal("sync").eq(self.user_reset | ~self.user_lnk_up),
+            ClockSignal("ip").eq(self.user_clk),
+            ResetSignal("sync").eq(reset),
         ]
 
         # Hard-IP streams.
@@ -173,9 +178,9 @@ class UspTop(wiring.Component):
                 m.d.comb += getattr(self, name).eq(getattr(adapter, name))
         m.d.comb += [
             self.cfg_dsn.eq(self.device_id),           # Device Serial Number capability
-            # One power state: acknowledge every change at once [PG213].
-            self.cfg_power_state_change_ack.eq(self.cfg_power_state_change_interrupt),
         ]
+        # One power state: acknowledge every change at once [PG213], from a register.
+        m.d.sync += self.cfg_power_state_change_ack.eq(self.cfg_power_state_change_interrupt)
         for name, (_, value) in TIE_OFFS.items():
             m.d.comb += getattr(self, name).eq(value)
 

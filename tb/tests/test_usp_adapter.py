@@ -37,11 +37,38 @@ def test_configuration_reaches_the_core():
             assert ctx.get(cfg.msix_function_mask) == mask
             assert ctx.get(cfg.max_payload_size) == mps
             assert ctx.get(cfg.max_read_request_size) == mrrs
-        for level in (1, 0, 1):
+
+    simulate(dut, bench)
+
+
+def test_intx_waits_for_cfg_interrupt_sent():
+    """[PG213 "Legacy Interrupt Mode"] cfg_interrupt_int changes only after the hard IP
+    acknowledged the previous change with cfg_interrupt_sent; changes in between fold into
+    the next message, so the last level always reaches the IP."""
+    dut = UspAdapter(CoreConfig(io_queues=2))
+
+    async def bench(ctx):
+        sent_after = 6
+        asked, changes = 0, []
+        due = None
+        levels = [1, 0, 1, 1, 0, 0, 1] + [0] * 30 + [1] * 30 + [0, 1, 0] + [0] * 40
+        for cycle, level in enumerate(levels):
             ctx.set(dut.intx, level)
-            await ctx.delay(1e-9)
-            assert ctx.get(dut.cfg_interrupt_int) == level
-            assert ctx.get(dut.cfg_interrupt_pending) == level
+            ctx.set(dut.cfg_interrupt_sent, 0)
+            now = ctx.get(dut.cfg_interrupt_int) & 1
+            assert ctx.get(dut.cfg_interrupt_pending) & 1 == now
+            if due is not None:
+                assert now == asked, f"cycle {cycle}: changed before cfg_interrupt_sent"
+                if cycle >= due:
+                    ctx.set(dut.cfg_interrupt_sent, 1)
+                    due = None
+            elif now != asked:
+                asked, due = now, cycle + sent_after
+                changes.append((cycle, now))
+            await ctx.tick()
+        assert changes[0] == (1, 1)                 # the first change goes at once
+        assert [lvl for _, lvl in changes] == [1, 0, 1, 0]     # the 1 at 68 folds away
+        assert asked == 0 and due is None           # the last level reached the IP
 
     simulate(dut, bench)
 
@@ -56,13 +83,14 @@ def test_function_level_reset_is_answered_once():
             done_at = []
             for cycle in range(3 * FLR_DONE_DELAY):
                 await ctx.delay(1e-9)
-                assert ctx.get(dut.core_cfg.flr) == 1      # the core is held in reset
+                # the core is held in reset, from the cycle after (flr is a register)
+                assert ctx.get(dut.core_cfg.flr) == (cycle >= 1)
                 if ctx.get(dut.cfg_flr_done) & 1:
                     done_at.append(cycle)
                 await ctx.tick()
-            assert done_at == [FLR_DONE_DELAY - 1], done_at
+            assert done_at == [FLR_DONE_DELAY], done_at     # flr and cfg_flr_done are registers
             ctx.set(dut.cfg_flr_in_process, 0)           # the hard IP ends the FLR
-            await ctx.tick()
+            await ctx.tick().repeat(2)
             assert ctx.get(dut.core_cfg.flr) == 0
             assert ctx.get(dut.cfg_flr_done) == 0
 

@@ -202,6 +202,8 @@ def run(width, requests, *, seed=1, mps=0, cq_gap=0.0, cc_stall=0.0, req_stall=0
                             "tuser": ctx.get(dut.cc.tuser.as_value())}
                     result.completions += parser.feed(beat)
                     cc_in_tlp = not beat["tlast"]
+            else:
+                parser.gap()
             if ctx.get(dut.regs.req.valid) and req_ready:
                 p = ctx.get(dut.regs.req.payload)
                 mask = sum(0xFF << (8 * b) for b in range(8) if p.be >> b & 1)

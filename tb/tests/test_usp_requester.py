@@ -87,9 +87,11 @@ class Bench:
         self.reads, self.writes = [], []    # stimulus
         self.tlps, self.refused = [], 0     # results
         self.valid_cycles = []              # cycle numbers with tvalid high
+        self.read_cycles = []               # cycle numbers of read TLPs taken
         self.cycles = 0
         self.drivers_done = 0
         self.cmds_taken = 0
+        self.np_credits = lambda cycle: 15      # pcie_tfc_nph_av by cycle
 
     def expected(self):
         return ([t for _, t in self.reads], [t for *_, t in self.writes if t is not None],
@@ -139,6 +141,7 @@ class Bench:
         async def sink(ctx):
             rq = dut.rq
             ctx.set(dut.max_payload_size, self.mps)
+            ctx.set(dut.np_credits, self.np_credits(0))
             held = None
             tail = 8                        # cycles to watch once all is done
             async for _, _, valid, ready, tdata, tkeep, tlast, tuser, refused, idle in \
@@ -152,13 +155,19 @@ class Bench:
                 self.refused += refused
                 if valid:
                     self.valid_cycles.append(self.cycles)
+                else:
+                    self.parser.gap()
                 if valid and ready:
-                    self.tlps += self.parser.feed(
+                    done = self.parser.feed(
                         {"tdata": tdata, "tkeep": tkeep, "tlast": tlast, "tuser": tuser})
+                    self.read_cycles += [self.cycles for t in done
+                                         if t.req_type == ReqType.MEM_READ]
+                    self.tlps += done
                 if self.drivers_done == 3 and len(self.tlps) >= n_tlps and idle:
                     tail -= 1
                     if tail == 0:
                         return
+                ctx.set(dut.np_credits, self.np_credits(self.cycles))
                 if isinstance(self.ready, list):
                     p = self.ready[self.cycles % len(self.ready)]
                 else:
@@ -187,7 +196,7 @@ def test_parameters_checked():
 def test_random_traffic(width, straddle, ready, gaps):
     """Reads and writes (some to refuse) with idle gaps on the inputs and random tready:
     every TLP exact, each kind in order, one refused pulse per bad write."""
-    mps = {256: 1, 512: 2}[width] if not straddle else 5
+    mps = {256: 1, 512: 2}[width] if not straddle else 3      # 1024 B, the largest
     bench = Bench(width, straddle, mps=mps, seed=width + straddle + int(10 * ready),
                   ready=ready, gaps=gaps)
     rng = bench.rng
@@ -239,9 +248,9 @@ def test_streaming(width, straddle):
 
 @pytest.mark.parametrize("width, straddle", CONFIGS)
 def test_round_robin(width, straddle):
-    """Reads and writes both waiting all the time: the TLPs alternate, read first, also
-    when a read is straddled behind a write (32-byte writes end in DWs 0..7 of the next
-    beat at 512 bits)."""
+    """Reads and writes both waiting all the time: the TLPs alternate, also when a read is
+    straddled behind a write (32-byte writes end in DWs 0..7 of the next beat at 512
+    bits). Two reads go first, while the first write's data is still being stored."""
     bench = Bench(width, straddle)
     rng = bench.rng
     bench.reads = [random_read(rng, tag) for tag in range(12)]
@@ -251,10 +260,11 @@ def test_round_robin(width, straddle):
     bench.run()
     assert bench.got() == bench.expected()
     kinds = [t.req_type for t in bench.tlps]
-    assert kinds == [ReqType.MEM_READ, ReqType.MEM_WRITE] * 12
+    read, write = ReqType.MEM_READ, ReqType.MEM_WRITE
+    assert kinds == [read, read] + [read, write] * 10 + [write, write]
     if straddle:
-        # every write but the first (its command is still being buffered in cycle 0)
-        assert bench.parser.straddled >= 11
+        # every write but the first and the last two (no read left to straddle with)
+        assert bench.parser.straddled >= 10
 
 
 def test_parser_rejects_malformed_beats():
@@ -279,3 +289,42 @@ def test_parser_rejects_malformed_beats():
 def test_verilog():
     text = verilog.convert(UspRequester(512, straddle=True), name="t", emit_src=False)
     assert "module t" in text
+
+
+@pytest.mark.parametrize("width, straddle", CONFIGS)
+def test_max_payload_back_to_back(width, straddle):
+    """Writes of the largest payload (1024 B) offered back to back, as the core's I/O data
+    will be: RQ carries them with no bubble, so store-and-forward costs no throughput
+    beyond its latency."""
+    bench = Bench(width, straddle, mps=3)
+    for i in range(8):
+        addr, payload = 0x2_0000_0000 + 0x1000 * i, bench.rng.randbytes(1024)
+        bench.writes.append((addr, 1024, payload, write_tlp(addr, payload)))
+    bench.run()
+    assert bench.got() == bench.expected()
+    cycles = bench.valid_cycles
+    assert cycles == list(range(cycles[0], cycles[0] + len(cycles))), "a bubble"
+    assert len(cycles) <= 8 * -(-(4 + 256) // (width // 32))
+
+
+@pytest.mark.parametrize("width, straddle", CONFIGS)
+def test_reads_wait_for_np_credit(width, straddle):
+    """[PG213 "Avoiding Head-of-Line Blocking for Posted Requests"] While the link partner
+    has no non-posted header credit (pcie_tfc_nph_av 0) no read goes out, and writes pass
+    the waiting reads; with one credit shown, at most one read leaves until the count has
+    had two cycles to show it."""
+    bench = Bench(width, straddle)
+    rng = bench.rng
+    bench.reads = [random_read(rng, tag) for tag in range(8)]
+    for i in range(8):
+        addr, payload = 0x8000_0000 + 0x1000 * i, rng.randbytes(64)
+        bench.writes.append((addr, 64, payload, write_tlp(addr, payload)))
+    bench.np_credits = lambda cycle: 0 if cycle < 200 else 1
+    bench.run()
+    assert bench.got() == bench.expected()
+    kinds = [t.req_type for t in bench.tlps]
+    assert kinds[:8] == [ReqType.MEM_WRITE] * 8, "a read went out without credit"
+    read_beats = bench.read_cycles
+    assert read_beats[0] > 200
+    assert all(b - a >= 3 for a, b in zip(read_beats, read_beats[1:], strict=False)), \
+        f"reads closer than the credit count can follow: {read_beats}"

@@ -14,22 +14,34 @@ vendor-neutral ports:
   request size from the ``cfg_*`` status ports; extended tags from the Device Control
   register, read through ``cfg_mgmt``; function-level reset (``cfg_flr_in_process``
   resets the core and the adapter, ``cfg_flr_done`` answers); INTx on
-  ``cfg_interrupt_int`` while MSI-X is off (the core routes it).
+  ``cfg_interrupt_int`` while MSI-X is off (the core routes it), one message at a time
+  (each waits for ``cfg_interrupt_sent``).
 
 The hard IP's own MSI-X port (``cfg_interrupt_msix_*``) is not used: messages are posted
 writes on RQ, behind the CQ entry they announce [DESIGN.md §2].
 """
 
-from amaranth import Cat, Const, Module, ResetInserter, Signal
+from amaranth import (
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    Const,
+    Module,
+    ResetInserter,
+    ResetSignal,
+    Signal,
+)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bus import DmaRead, DmaWrite, PcieConfig, RegisterBus
 from ..config import CoreConfig
+from ..layouts import DmaReadRequest
 from .usp_completer import UspCompleter
-from .usp_layouts import USP_WIDTHS, Axis
+from .usp_layouts import USP_WIDTHS, Axis, RqRead
 from .usp_read import UspReadEngine
 from .usp_requester import UspRequester
+from .usp_skid import AxisSkid, StreamSkid
 
 __all__ = ["UspAdapter", "PCIE_CAP_OFFSET", "DEVCTL_DWORD", "DEVCTL_EXT_TAG_BIT"]
 
@@ -80,6 +92,10 @@ class UspAdapter(wiring.Component):
             "cfg_flr_in_process":       In(4),
             "cfg_flr_done":             Out(4),
             "cfg_interrupt_int":        Out(4),
+            "cfg_interrupt_sent":       In(1),
+            "pcie_tfc_nph_av":          In(4),
+            "cfg_err_cor_in":           Out(1),
+            "cfg_err_uncor_in":         Out(1),
             "cfg_interrupt_pending":    Out(4),
             "cfg_mgmt_addr":            Out(10),
             "cfg_mgmt_read":            Out(1),
@@ -103,8 +119,13 @@ class UspAdapter(wiring.Component):
         m = Module()
 
         flr = Signal()
+        # Non-posted credits count in a domain the FLR does not reset (the hard IP's count
+        # survives an FLR [PG156 "Selective Flow Control for Non-Posted Requests"]).
+        m.domains.np_credit = np_credit = ClockDomain("np_credit", local=True)
+        m.d.comb += [np_credit.clk.eq(ClockSignal("sync")), np_credit.rst.eq(ResetSignal("sync"))]
         body = Module()
-        body.submodules.completer = completer = UspCompleter(config.data_width)
+        body.submodules.completer = completer = UspCompleter(config.data_width,
+                                                             credit_domain="np_credit")
         body.submodules.reader = reader = UspReadEngine(config.data_width,
                                                         config.completion_timeout)
         body.submodules.requester = requester = UspRequester(config.data_width,
@@ -114,17 +135,32 @@ class UspAdapter(wiring.Component):
         m.submodules.body = ResetInserter(flr)(body)
 
         # -- Streams ------------------------------------------------------------------------
-        wiring.connect(m, wiring.flipped(self.cq), completer.cq)
-        wiring.connect(m, completer.cc, wiring.flipped(self.cc))
+        # Register slices on CQ, CC and RC: every hard-IP input the adapter drives
+        # (s_axis_cc_*, m_axis_cq_tready, m_axis_rc_tready) comes from a register
+        # (RQ has its own output register).
+        body.submodules.cq_skid = cq_skid = AxisSkid("cq", config.data_width)
+        body.submodules.cc_skid = cc_skid = AxisSkid("cc", config.data_width)
+        body.submodules.rc_skid = rc_skid = AxisSkid("rc", config.data_width)
+        wiring.connect(m, wiring.flipped(self.cq), cq_skid.i)
+        wiring.connect(m, cq_skid.o, completer.cq)
+        wiring.connect(m, completer.cc, cc_skid.i)
+        wiring.connect(m, cc_skid.o, wiring.flipped(self.cc))
         wiring.connect(m, completer.regs, wiring.flipped(self.regs))
-        wiring.connect(m, wiring.flipped(self.rc), reader.rc)
-        wiring.connect(m, reader.tlp, requester.rd)
+        wiring.connect(m, wiring.flipped(self.rc), rc_skid.i)
+        wiring.connect(m, rc_skid.o, reader.rc)
+        # register slices between the core's read requests and the read engine, and
+        # between the engine's TLPs and the requester: no long ready chain between them
+        body.submodules.rd_skid = rd_skid = StreamSkid(DmaReadRequest)
+        body.submodules.tlp_skid = tlp_skid = StreamSkid(RqRead)
+        wiring.connect(m, rd_skid.o, reader.req)
+        wiring.connect(m, reader.tlp, tlp_skid.i)
+        wiring.connect(m, tlp_skid.o, requester.rd)
         wiring.connect(m, requester.rq, wiring.flipped(self.rq))
         wiring.connect(m, wiring.flipped(self.dma_wr), requester.wr)
         m.d.comb += [
-            reader.req.valid.eq(self.dma_rd.req.valid),
-            reader.req.payload.eq(self.dma_rd.req.payload),
-            self.dma_rd.req.ready.eq(reader.req.ready),
+            rd_skid.i.valid.eq(self.dma_rd.req.valid),
+            rd_skid.i.payload.eq(self.dma_rd.req.payload),
+            self.dma_rd.req.ready.eq(rd_skid.i.ready),
             self.dma_rd.data.valid.eq(reader.data.valid),
             self.dma_rd.data.payload.eq(reader.data.payload),
             reader.data.ready.eq(self.dma_rd.data.ready),
@@ -132,6 +168,12 @@ class UspAdapter(wiring.Component):
             self.err_unsupported.eq(completer.unsupported),
             self.err_refused.eq(requester.refused),
             self.err_unexpected.eq(reader.unexpected),
+        ]
+        # Errors for the hard IP's AER logic, one cycle per error [PG213 "Configuration
+        # Status Interface"]; the engines class them as PCIe does.
+        m.d.sync += [
+            self.cfg_err_cor_in.eq(completer.err_cor | reader.err_cor),
+            self.cfg_err_uncor_in.eq(completer.err_uncor | reader.err_uncor),
         ]
 
         # -- Configuration state [PG213 "Configuration Status Interface"] --------------------
@@ -147,40 +189,54 @@ class UspAdapter(wiring.Component):
             self.core_cfg.flr.eq(flr),
             completer.max_payload_size.eq(mps),
             requester.max_payload_size.eq(mps),
+            requester.np_credits.eq(self.pcie_tfc_nph_av),
             reader.max_read_request_size.eq(self.cfg_max_read_req),
         ]
 
-        # -- Legacy interrupt: the core drives INTx only while MSI-X is off ------------------
+        # -- Legacy interrupt [PG213 "Legacy Interrupt Mode"] -------------------------------
+        # cfg_interrupt_int[0] going 0→1 sends Assert_INTA, 1→0 Deassert_INTA; it may change
+        # again only after cfg_interrupt_sent has acknowledged the message. The core's level
+        # (driven only while MSI-X is off) is followed one message at a time: changes while
+        # a message is on its way fold into the next one.
+        int_level = Signal()                # the level the hard IP was last asked for
+        int_busy = Signal()                 # its message not yet sent
+        with m.If(int_busy):
+            with m.If(self.cfg_interrupt_sent):
+                m.d.sync += int_busy.eq(0)
+        with m.Elif(self.intx != int_level):
+            m.d.sync += [int_level.eq(self.intx), int_busy.eq(1)]
         m.d.comb += [
-            self.cfg_interrupt_int.eq(self.intx),
-            self.cfg_interrupt_pending.eq(self.intx),
+            self.cfg_interrupt_int.eq(int_level),
+            self.cfg_interrupt_pending.eq(int_level),
         ]
 
         # -- Function-level reset [PG213 "cfg_flr_in_process / cfg_flr_done"] ----------------
         # While cfg_flr_in_process[0] is high the core and the adapter are held in reset;
         # after FLR_DONE_DELAY cycles cfg_flr_done[0] pulses once, and the hard IP then
         # lowers cfg_flr_in_process.
-        m.d.comb += flr.eq(self.cfg_flr_in_process[0])
+        # flr is a register (the reset it distributes reaches the whole core), and so is
+        # cfg_flr_done.
+        m.d.sync += flr.eq(self.cfg_flr_in_process[0])
         flr_count = Signal(range(FLR_DONE_DELAY + 1))
         with m.If(~flr):
             m.d.sync += flr_count.eq(0)
         with m.Elif(flr_count < FLR_DONE_DELAY):
             m.d.sync += flr_count.eq(flr_count + 1)
-        m.d.comb += self.cfg_flr_done[0].eq(flr & (flr_count == FLR_DONE_DELAY - 1))
+        flr_done = Signal()
+        m.d.sync += flr_done.eq(flr & (flr_count == FLR_DONE_DELAY - 2))
+        m.d.comb += self.cfg_flr_done[0].eq(flr_done)
 
         # -- Extended tags: poll Device Control through cfg_mgmt -----------------------------
         ext_tag = Signal()
         poll = Signal(range(DEVCTL_POLL_CYCLES))
         m.d.comb += [self.cfg_mgmt_addr.eq(DEVCTL_DWORD), reader.ext_tag_enable.eq(ext_tag)]
-        with m.FSM(name="devctl"):
-            with m.State("WAIT"):
-                m.d.sync += poll.eq(poll + 1)
-                with m.If(poll == DEVCTL_POLL_CYCLES - 1):
-                    m.next = "READ"
-            with m.State("READ"):
-                m.d.comb += self.cfg_mgmt_read.eq(1)
-                with m.If(self.cfg_mgmt_read_write_done):
-                    m.d.sync += [ext_tag.eq(self.cfg_mgmt_read_data[DEVCTL_EXT_TAG_BIT]),
-                                 poll.eq(0)]
-                    m.next = "WAIT"
+        mgmt_read = Signal()                    # cfg_mgmt_read, from a register
+        m.d.comb += self.cfg_mgmt_read.eq(mgmt_read)
+        with m.If(~mgmt_read):
+            m.d.sync += poll.eq(poll + 1)
+            with m.If(poll == DEVCTL_POLL_CYCLES - 1):
+                m.d.sync += mgmt_read.eq(1)
+        with m.Elif(self.cfg_mgmt_read_write_done):
+            m.d.sync += [ext_tag.eq(self.cfg_mgmt_read_data[DEVCTL_EXT_TAG_BIT]),
+                         poll.eq(0), mgmt_read.eq(0)]
         return m

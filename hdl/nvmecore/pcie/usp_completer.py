@@ -18,11 +18,15 @@ Interface"]:
   completion without data. ``unsupported`` pulses once for each. Either way the whole
   request is consumed. A UR completion to a memory read carries the byte count and lower
   address a successful one would; to an AtomicOp, the operand size and 0; to anything
-  else, 4 and 0 [PCIe 4.0 §2.2.9].
+  else, 4 and 0 [PCIe 4.0 §2.2.9]. ``err_cor`` pulses with a UR completion (an advisory
+  non-fatal error) and ``err_uncor`` with a dropped posted request [PCIe 4.0 §6.2.3.2.4]:
+  the adapter passes them to the hard IP's ``cfg_err_cor_in`` / ``cfg_err_uncor_in``.
 - Non-posted credits: ``np_req`` (the hard IP's ``pcie_cq_np_req``) grants one credit at
   a time, keeping at most two granted and not yet used [PG213 ``pcie_cq_np_req``: the
   hard IP forwards a non-posted request only while its credit count is non-zero]. A
-  credit counts as used when a non-posted request's first beat is taken.
+  credit counts as used when a non-posted request's first beat is taken. The count is
+  kept in ``credit_domain``, which an adapter leaves out of a function-level reset, as
+  the hard IP's own count is.
 
 Read turnaround with a register bus that answers one cycle after the request: CQ first
 beat in cycle 0, register request in cycle 1, response in cycle 2, CC first beat in
@@ -81,11 +85,12 @@ def _bytes_after_last(be):
 class UspCompleter(wiring.Component):
     """Completer for PF0's BAR0 on a ``width``-bit (256 or 512) UltraScale+ interface."""
 
-    def __init__(self, width):
+    def __init__(self, width, *, credit_domain="sync"):
         if width not in USP_WIDTHS:
             raise ValueError(f"the UltraScale+ completer runs at {USP_WIDTHS} bits, "
                              f"not {width}")
         self.width = width
+        self.credit_domain = credit_domain
         super().__init__({
             "cq":     In(Axis("cq", width)),
             "cc":     Out(Axis("cc", width)),
@@ -94,6 +99,9 @@ class UspCompleter(wiring.Component):
             "max_payload_size": In(3),          # 0 = 128 B ... 5 = 4096 B
             "idle":   Out(1),
             "unsupported": Out(1),
+            # errors for the hard IP's AER logic (cfg_err_cor_in / cfg_err_uncor_in)
+            "err_cor":   Out(1),
+            "err_uncor": Out(1),
         })
 
     def elaborate(self, platform):
@@ -201,14 +209,18 @@ class UspCompleter(wiring.Component):
             ]
 
         # -- Non-posted credits [PG213 "pcie_cq_np_req"]: 0b01 grants one ---------------------
+        # The count lives in ``credit_domain``: the hard IP's own count survives a
+        # function-level reset (only user_reset / link down clear it), so an adapter that
+        # resets the completer on FLR keeps this one out of that reset; otherwise the IP
+        # would hold two more credits after every FLR.
         credits = Signal(range(NP_CREDITS + 1))
         np_used = Signal()
         grant = (credits < NP_CREDITS) | np_used
-        m.d.sync += [
+        m.d[self.credit_domain] += [
             credits.eq(credits + grant - np_used),
             self.np_req.eq(Cat(grant, C(0, 1))),
-            self.unsupported.eq(0),
         ]
+        m.d.sync += [self.unsupported.eq(0), self.err_cor.eq(0), self.err_uncor.eq(0)]
 
         def finish():
             with m.If(got_last):
@@ -255,12 +267,17 @@ class UspCompleter(wiring.Component):
                         with m.Else():
                             m.next = "READ"
                     with m.Elif(_posted(desc_in.req_type)):
-                        m.d.sync += self.unsupported.eq(1)
+                        # an unsupported posted request: an uncorrectable (non-fatal) error,
+                        # as nothing answers it [PCIe 4.0 §6.2.3.2.4.1]
+                        m.d.sync += [self.unsupported.eq(1), self.err_uncor.eq(1)]
                         with m.If(~eop):
                             m.next = "DRAIN"
                     with m.Else():
+                        # answered with UR: an advisory non-fatal error, reported as
+                        # correctable [PCIe 4.0 §6.2.3.2.4.1]
                         m.d.sync += [
                             self.unsupported.eq(1),
+                            self.err_cor.eq(1),
                             status.eq(CplStatus.UR),
                             cc_left.eq(CC_DESC_DW),
                         ]

@@ -7,21 +7,25 @@ request reserved. Per TLP: a 3-DW :class:`RcDescriptor`, then ``dword_count`` pa
 DWORDs; TLPs start on 128-bit boundaries [PG213 RC straddle], so a descriptor never spans
 two beats, but a payload may.
 
-Three stages:
+Four stages:
 
 - **S0** registers the beat (``tready`` high whenever S0 is empty or moves on).
-- **S1** (combinational on S0) cuts the beat into *pieces*: slot 0 is the TLP that
-  continues from the previous beat, slot k+1 the k-th TLP starting in this beat. A TLP
-  starting here is looked up by tag in the engine (``lookup``): is the tag outstanding,
-  where is its request in the ring, how long is it. Payload DWORD i of a completion goes
-  to request DWORD (request length − byte_count) + i [PCIe 4.0 §2.2.9: byte count is what
-  remains, this completion included]. A piece becomes a bank mask, a rotation (lane →
-  bank) and a start row.
+- **SL** registers the beat again with the engine's answers about each TLP starting in
+  it (``lookup``, asked as the beat enters SL): is the tag outstanding, where is its
+  request in the ring, how long is it. Which TLP a beat leaves open (where the next
+  beat's TLPs start at 256 bits) follows from ``is_sop``/``is_eop`` alone and is tracked
+  here.
+- **S1** (combinational on SL) cuts the beat into *pieces*: slot 0 is the TLP that
+  continues from the previous beat, slot k+1 the k-th TLP starting in this beat. Payload
+  DWORD i of a completion goes to request DWORD (request length − byte_count) + i
+  [PCIe 4.0 §2.2.9: byte count is what remains, this completion included]. A piece
+  becomes a bank mask, a rotation (lane → bank) and a start row.
 - **S2** writes the pieces to the banks. Pieces of one beat usually land on different
   banks and go in one cycle; where two would write the same bank, the later one waits a
   cycle (and RC with it). Pieces are written in order, and a completion's event (request
-  done, request failed) is reported when its last piece is written, at most one event a
-  cycle; so a request is never seen done before its data is in the ring.
+  done, request failed) is reported (from a register) the cycle after its last piece is
+  written, at most one event a cycle; so a request is never seen done before its data is
+  in the ring.
 
 A completion for a tag that is not outstanding is dropped and pulses ``unexpected``; so
 is any completion after the one that ended its request, once the engine has seen that
@@ -42,12 +46,16 @@ __all__ = ["UspRcParser", "RcLookup", "BankWrite", "RcEvent"]
 
 class RcLookup(wiring.Signature):
     """Per starting TLP: the parser asks about ``tag``; the engine answers (combinationally)
-    whether it is outstanding, and where its request sits in the ring."""
+    whether it is outstanding, and where its request sits in the ring. ``discard``: the
+    tag is still the hard IP's, but its request has been given up (the engine's own
+    time-out): its completions are taken, their data dropped, and the one that ends it
+    is reported (the IP's verdict frees the tag)."""
 
     def __init__(self, row_bits):
         super().__init__({
             "tag":    Out(8),
             "live":   In(1),
+            "discard": In(1),
             "row":    In(row_bits),     # first ring row of the request
             "dwords": In(11),           # request length in DWORDs (1 to 1024)
         })
@@ -90,6 +98,8 @@ class UspRcParser(wiring.Component):
             "write":      Out(BankWrite(self._row_bits)).array(self._lanes),
             "event":      Out(RcEvent),
             "unexpected": Out(1),
+            "err_cor":    Out(1),
+            "err_uncor":  Out(1),
         })
 
     def elaborate(self, platform):
@@ -104,28 +114,77 @@ class UspRcParser(wiring.Component):
         s0_data = Signal(width)
         s0_user = Signal(rc.tuser.shape())
         s2_free = Signal()                  # S2 writes its last pieces this cycle
-        move = Signal()                     # S0's beat goes to S2 at this edge
-        m.d.comb += [rc.tready.eq(~s0_valid | s2_free), move.eq(s0_valid & s2_free)]
+        move = Signal()                     # SL's beat goes to S2 at this edge
+        move0 = Signal()                    # S0's beat goes to SL at this edge
+        s1_valid = Signal()                 # SL holds a beat
+        s1_free = Signal()
+        m.d.comb += [
+            move.eq(s1_valid & s2_free),
+            s1_free.eq(~s1_valid | s2_free),
+            move0.eq(s0_valid & s1_free),
+            rc.tready.eq(~s0_valid | s1_free),
+        ]
         with m.If(rc.tready):
             m.d.sync += [s0_valid.eq(rc.tvalid), s0_data.eq(rc.tdata), s0_user.eq(rc.tuser)]
 
+        def framing(user, is_open):
+            """Where the TLPs of a beat start and end, given whether one continues into
+            it: (sop_valid, sop_seg, eop_valid, eop_lane), eop lists one longer."""
+            if width == 256:
+                # [PG213 256-bit RC straddle] is_sop[0]: a TLP starts in DW 0, or in DW 4
+                # when another one ends in this beat; is_sop[1]: a second one in DW 4.
+                sop_valid = [user.is_sop[0], user.is_sop[1]]
+                sop_seg = [is_open, Const(1)]
+                eop_valid = [user.is_eop0, user.is_eop1]
+                eop_lane = [user.is_eop0_ptr, user.is_eop1_ptr]
+            else:
+                # [PG213 512-bit RC] is_sop[k] / is_sopk_ptr: the k+1-th TLP starts in 128-bit
+                # segment ptr; is_eop[k] / is_eopk_ptr: the k+1-th TLP ends in DWORD ptr.
+                sop_valid = [user.is_sop[k] for k in range(P)]
+                sop_seg = [user[f"is_sop{k}_ptr"] for k in range(P)]
+                eop_valid = [user.is_eop[k] for k in range(P)]
+                eop_lane = [user[f"is_eop{k}_ptr"] for k in range(P)]
+            return sop_valid, sop_seg, eop_valid + [Const(0)], eop_lane + [Const(0)]
+
+        # -- SL: the tag lookups, registered ---------------------------------------------------
+        # Framing is known from is_sop / is_eop alone, so the TLP left open by a beat (which
+        # moves where the next beat's TLPs start at 256 bits) is tracked here, a stage ahead
+        # of the pieces. Each starting TLP's tag is looked up in the engine as the beat enters
+        # SL; the answers wait in registers for S1 (LUT depth: the lookup and the ring
+        # arithmetic are in different stages).
+        frame_open = Signal()               # a TLP continues past the beats taken into SL
+        f_sop, f_seg, f_eop, _ = framing(s0_user, frame_open)
+        s1_data = Signal(width)
+        s1_user = Signal(rc.tuser.shape())
+        s1_open = Signal()                  # a TLP continues into SL's beat
+        answers = []
+        for k in range(P):
+            d = Signal(RcDescriptor, name=f"ldesc{k}")
+            m.d.comb += [d.eq(s0_data.word_select(f_seg[k], 32 * SEGMENT_DW)[:96]),
+                         self.lookup[k].tag.eq(d.tag)]
+            answer = Signal(data.StructLayout({
+                "live": 1, "discard": 1, "row": self._row_bits, "dwords": 11}), name=f"ans{k}")
+            answers.append(answer)
+            with m.If(move0):
+                look = self.lookup[k]
+                m.d.sync += [answer.live.eq(look.live), answer.discard.eq(look.discard),
+                             answer.row.eq(look.row), answer.dwords.eq(look.dwords)]
+        open_after = frame_open             # the last active slot of the beat does not end
+        for j in range(P + 1):
+            active = frame_open if j == 0 else f_sop[j - 1]
+            ends = f_eop[0] if j == 0 else Mux(frame_open, f_eop[j], f_eop[j - 1])
+            open_after = Mux(active, ~ends, open_after)
+        with m.If(move0):
+            m.d.sync += [s1_data.eq(s0_data), s1_user.eq(s0_user), s1_open.eq(frame_open),
+                         frame_open.eq(open_after)]
+        with m.If(move0):
+            m.d.sync += s1_valid.eq(1)
+        with m.Elif(move):
+            m.d.sync += s1_valid.eq(0)
+
         # -- S1: pieces ----------------------------------------------------------------------
         op = Signal(_Open)
-        if width == 256:
-            # [PG213 256-bit RC straddle] is_sop[0]: a TLP starts in DW 0, or in DW 4 when
-            # another one ends in this beat; is_sop[1]: a second one starts in DW 4.
-            sop_valid = [s0_user.is_sop[0], s0_user.is_sop[1]]
-            sop_seg = [op.open, Const(1)]
-            eop_valid = [s0_user.is_eop0, s0_user.is_eop1]
-            eop_lane = [s0_user.is_eop0_ptr, s0_user.is_eop1_ptr]
-        else:
-            # [PG213 512-bit RC] is_sop[k] / is_sopk_ptr: the k+1-th TLP starts in 128-bit
-            # segment ptr; is_eop[k] / is_eopk_ptr: the k+1-th TLP ends in DWORD ptr.
-            sop_valid = [s0_user.is_sop[k] for k in range(P)]
-            sop_seg = [s0_user[f"is_sop{k}_ptr"] for k in range(P)]
-            eop_valid = [s0_user.is_eop[k] for k in range(P)]
-            eop_lane = [s0_user[f"is_eop{k}_ptr"] for k in range(P)]
-        eop_valid, eop_lane = eop_valid + [Const(0)], eop_lane + [Const(0)]
+        sop_valid, sop_seg, eop_valid, eop_lane = framing(s1_user, s1_open)
 
         # Each slot: active, ends here, first/last payload lane, ring address of the first
         # payload DWORD, payload written?, and the event fields.
@@ -135,33 +194,51 @@ class UspRcParser(wiring.Component):
         })
         slots = [Signal(slot_layout, name=f"slot{j}") for j in range(P + 1)]
         m.d.comb += [
-            slots[0].active.eq(op.open), slots[0].ends.eq(eop_valid[0]),
+            slots[0].active.eq(s1_open), slots[0].ends.eq(eop_valid[0]),
             slots[0].first.eq(0), slots[0].last.eq(Mux(eop_valid[0], eop_lane[0], L - 1)),
             slots[0].addr.eq(op.addr), slots[0].write.eq(op.write), slots[0].live.eq(op.live),
             slots[0].tag.eq(op.tag), slots[0].done.eq(op.done), slots[0].failed.eq(op.failed),
         ]
-        unexpected = Signal()
+        unexpected, cor, uncor = Signal(), Signal(), Signal()
         for k, slot in enumerate(slots[1:]):
             desc = Signal(RcDescriptor, name=f"desc{k}")
-            m.d.comb += desc.eq(s0_data.word_select(sop_seg[k], 32 * SEGMENT_DW)[:96])
-            look = self.lookup[k]
+            m.d.comb += desc.eq(s1_data.word_select(sop_seg[k], 32 * SEGMENT_DW)[:96])
+            look = answers[k]
             bc_dw = desc.byte_count[2:]
-            ends = Mux(op.open, eop_valid[k + 1], eop_valid[k])
+            ends = Mux(s1_open, eop_valid[k + 1], eop_valid[k])
             m.d.comb += [
-                look.tag.eq(desc.tag),
                 slot.active.eq(sop_valid[k]), slot.ends.eq(ends),
                 slot.first.eq((sop_seg[k] << 2) + 3),
-                slot.last.eq(Mux(ends, Mux(op.open, eop_lane[k + 1], eop_lane[k]), L - 1)),
+                slot.last.eq(Mux(ends, Mux(s1_open, eop_lane[k + 1], eop_lane[k]), L - 1)),
                 slot.addr.eq((look.row << lb) + look.dwords - bc_dw),
                 slot.failed.eq((desc.error_code != RcErrorCode.NORMAL) |
                                (desc.status != CplStatus.SC) | desc.poisoned |
                                (bc_dw > look.dwords) | (desc.dword_count > bc_dw)),
-                slot.write.eq(look.live & ~slot.failed), slot.live.eq(look.live),
+                slot.write.eq(look.live & ~look.discard & ~slot.failed),
+                slot.live.eq(look.live),
                 slot.tag.eq(desc.tag), slot.done.eq(desc.request_done),
             ]
             with m.If(sop_valid[k] & ~look.live):
                 m.d.comb += unexpected.eq(1)
-        m.d.sync += self.unexpected.eq(move & unexpected)
+            # Errors for the hard IP's AER logic, classed as PCIe does [PCIe 4.0 §6.2.3.2.4]:
+            # poisoned data and UR / CA status are advisory non-fatal (reported correctable),
+            # as is an unexpected completion; a malformed completion (length, address,
+            # requester ID mismatch) and a completion time-out are uncorrectable. Not again
+            # for a request the engine already gave up (it reported the time-out then).
+            code = desc.error_code
+            with m.If(sop_valid[k] & look.live & ~look.discard):
+                with m.If((code == RcErrorCode.BAD_LENGTH) | (code == RcErrorCode.MISMATCH) |
+                          (code == RcErrorCode.BAD_ADDRESS) | (code == RcErrorCode.TIMEOUT) |
+                          (bc_dw > look.dwords) | (desc.dword_count > bc_dw)):
+                    m.d.comb += uncor.eq(1)
+                with m.Elif(desc.poisoned | (desc.status != CplStatus.SC) |
+                            (code != RcErrorCode.NORMAL)):
+                    m.d.comb += cor.eq(1)
+        m.d.sync += [
+            self.unexpected.eq(move & unexpected),
+            self.err_cor.eq(move & (cor | unexpected)),
+            self.err_uncor.eq(move & uncor),
+        ]
 
         # -- S2: piece registers, filled from S1 -----------------------------------------------
         piece_layout = data.StructLayout({
@@ -173,7 +250,7 @@ class UspRcParser(wiring.Component):
         take = [Signal(name=f"take{j}") for j in range(P + 1)]
 
         with m.If(move):
-            m.d.sync += s2_data.eq(s0_data)
+            m.d.sync += s2_data.eq(s1_data)
             for j, (slot, piece) in enumerate(zip(slots, pieces, strict=True)):
                 lanes, rot, banks = Signal(L, name=f"lanes{j}"), Signal(lb), Signal(L)
                 event = slot.active & slot.ends & slot.live
@@ -187,7 +264,7 @@ class UspRcParser(wiring.Component):
                     piece.banks.eq(banks), piece.rot.eq(rot),
                     piece.row.eq(slot.addr[lb:]), piece.bank.eq(slot.addr[:lb]),
                     piece.event.eq(event), piece.tag.eq(slot.tag), piece.done.eq(slot.done),
-                    piece.failed.eq(slot.failed | s0_user.discontinue),
+                    piece.failed.eq(slot.failed | s1_user.discontinue),
                 ]
             # The TLP left open at the end of the beat: the last active slot that does not
             # end here (later slots override earlier ones).
@@ -208,20 +285,26 @@ class UspRcParser(wiring.Component):
                     m.d.sync += piece.pending.eq(0)
 
         # -- S2: write the pieces that fit, in order -------------------------------------------
-        # A piece goes when all before it have gone and it needs no bank (nor the event
-        # port) that they use this cycle.
-        used, event_used, go = Const(0, L), Const(0), Const(1)
+        # A piece goes when every piece before it goes too and it shares no bank (nor the
+        # event port) with them. Pieces still pending always follow the ones written, so
+        # this is a flat function of the pairwise clashes between pending pieces, not a
+        # chain through the pieces (LUT depth at 512 bits).
+        n = len(pieces)
+        blocked = []                    # piece k clashes with an earlier pending piece
+        for k in range(n):
+            clashes = []
+            for i in range(k):
+                c = Signal(name=f"clash{i}_{k}")
+                pi, pk = pieces[i], pieces[k]
+                m.d.comb += c.eq(pi.pending & pk.pending &
+                                 ((pi.banks & pk.banks).any() | (pi.event & pk.event)))
+                clashes.append(c)
+            b_k = Signal(name=f"blocked{k}")
+            m.d.comb += b_k.eq(Cat(clashes).any() if clashes else 0)
+            blocked.append(b_k)
         for j, (piece, t) in enumerate(zip(pieces, take, strict=True)):
-            clash = (piece.banks & used).any() | (piece.event & event_used)
-            m.d.comb += t.eq(go & piece.pending & ~clash)
-            go_j, used_j, event_used_j = Signal(name=f"go{j}"), Signal(L), Signal()
-            m.d.comb += [
-                go_j.eq(go & (~piece.pending | t)),
-                used_j.eq(used | Mux(t, piece.banks, 0)),
-                event_used_j.eq(event_used | (t & piece.event)),
-            ]
-            go, used, event_used = go_j, used_j, event_used_j
-        m.d.comb += s2_free.eq(go)
+            m.d.comb += t.eq(piece.pending & ~Cat(blocked[:j + 1]).any())
+        m.d.comb += s2_free.eq(~Cat(blocked).any())
 
         for b, port in enumerate(self.write):
             lane = Signal(lb, name=f"lane{b}")          # the lane bank b takes its DWORD from
@@ -235,9 +318,12 @@ class UspRcParser(wiring.Component):
                         lane.eq(b - piece.rot),
                     ]
             m.d.comb += port.data.eq(s2_data.word_select(lane, 32))
+        # The event goes out from a register, the cycle after its last piece is written
+        # (the engine decodes its tag into per-tag state: kept off the scheduling path).
+        m.d.sync += self.event.valid.eq(0)
         for piece, t in zip(pieces, take, strict=True):
             with m.If(t & piece.event):
-                m.d.comb += [
+                m.d.sync += [
                     self.event.valid.eq(1), self.event.tag.eq(piece.tag),
                     self.event.done.eq(piece.done), self.event.failed.eq(piece.failed),
                 ]

@@ -22,14 +22,21 @@ Before a read is sent it reserves, until its data has been delivered:
   whole beats. The ring is one memory per DWORD lane, so the parser
   (:class:`~.usp_rc.UspRcParser`) can write a completion at any DWORD offset in one cycle.
 
-A request is complete when its last completion (``request_done``) has been written, or
-when it is the oldest and more than ``completion_timeout`` cycles have passed since it was
-sent (only the oldest needs a timer: delivery is in issue order; the time is kept modulo
-2^(bits of the time-out + 1), so a request kept from being the oldest by backpressure for
-longer than that may time out late, never early). Then its beats go out, one a cycle,
-with ``error`` if any completion failed or it timed out. A timed-out tag is not
-outstanding any more: late completions for it are dropped (``unexpected``), and
-round-robin reaches it again only after a full turn.
+A request is complete when its last completion (``request_done``) has been written — the
+hard IP's own completion time-out arrives that way too, as an error completion (error code
+1001) that ends the request — or, as a backstop, when it is the oldest and more than
+``completion_timeout`` cycles have passed since it was sent (only the oldest needs a
+timer: delivery is in issue order; the time is kept modulo 2^(bits of the time-out + 1),
+so a request kept from being the oldest by backpressure for longer than that may time out
+late, never early). Then its beats go out, one a cycle, with ``error`` if any completion
+failed or it timed out.
+
+Tags belong to the hard IP until it says so [PG213 "Tag Management for Non-Posted
+Transactions"]: a request given up by the backstop keeps its tag *awaiting* until a
+completion ending it (its last one, an error, the IP's time-out) comes in; such
+completions are taken and their data dropped, and round robin waits at an awaiting tag
+rather than re-issue it. The IP ends every read by itself unless the host disabled the
+completion time-out (Device Control 2); then a lost completion keeps its tag until reset.
 
 Extended tags changing while reads are outstanding: new reads wait until all have been
 delivered, then tags restart at 0 under the new limit.
@@ -79,6 +86,8 @@ class UspReadEngine(wiring.Component):
             "max_read_request_size": In(3),
             "idle":       Out(1),
             "unexpected": Out(1),
+            "err_cor":    Out(1),           # for cfg_err_cor_in / cfg_err_uncor_in
+            "err_uncor":  Out(1),
         })
 
     def elaborate(self, platform):
@@ -139,7 +148,12 @@ class UspReadEngine(wiring.Component):
             ]
 
         # -- Issue ------------------------------------------------------------------------
-        slot_ok = (count <= mask) & (ext == self.ext_tag_enable)
+        # A tag is the hard IP's until its verdict: a request the engine's own timer gave up
+        # keeps its tag out of use until the IP ends it [PG213 "Tag Management for
+        # Non-Posted Transactions": with client tags the IP still tracks every read].
+        awaiting = Signal(tags_max)             # own time-out, the IP's verdict not yet in
+        slot_ok = ((count <= mask) & (ext == self.ext_tag_enable) &
+                   ~awaiting.bit_select(next_tag, 1))
         room_ok = ((rows_used + r.beats <= ring_rows) &
                    (hdrs_used + r.hdrs <= self._cpl_headers))
         offered = Signal()                      # tlp.valid held until taken (stream rules)
@@ -168,9 +182,16 @@ class UspReadEngine(wiring.Component):
                          oldest.eq(0)]
 
         # -- Reorder ring: one memory per DWORD lane ---------------------------------------
+        timeout_q = Signal()                    # the backstop gave up a request
         m.submodules.parser = parser = UspRcParser(width, ring_rows)
         wiring.connect(m, wiring.flipped(self.rc), parser.rc)
-        m.d.comb += self.unexpected.eq(parser.unexpected)
+        m.d.comb += [
+            self.unexpected.eq(parser.unexpected),
+            self.err_cor.eq(parser.err_cor),
+            # a completion time-out is uncorrectable [PCIe 4.0 §6.2.3.2.4.4], also when the
+            # backstop finds it
+            self.err_uncor.eq(parser.err_uncor | timeout_q),
+        ]
         advance = Signal()                      # the output register takes a new beat
         ring_data = []
         for b in range(lanes):
@@ -187,10 +208,12 @@ class UspReadEngine(wiring.Component):
         for look in parser.lookup:
             rc_rd = rc_table.read_port(domain="comb")
             offset = Signal(8)
+            held = awaiting.bit_select(look.tag, 1)
             m.d.comb += [
                 offset.eq(look.tag - oldest),
-                look.live.eq(((look.tag & ~mask) == 0) & ((offset & mask) < count) &
-                             ~done.bit_select(look.tag, 1)),
+                look.live.eq((((look.tag & ~mask) == 0) & ((offset & mask) < count) &
+                              ~done.bit_select(look.tag, 1)) | held),
+                look.discard.eq(held),
                 rc_rd.addr.eq(look.tag), look.row.eq(rc_rd.data.row),
                 look.dwords.eq(rc_rd.data.dwords),
             ]
@@ -200,9 +223,18 @@ class UspReadEngine(wiring.Component):
         m.d.comb += cur_rd.addr.eq(deliver)
         cur_done = done.bit_select(deliver, 1)
         complete = (todo != 0) & cur_done
+        # The backstop's decision is a register: the request being delivered ran out of
+        # time a cycle ago (and is still that request, still not done).
         timeout = Signal()
-        m.d.comb += timeout.eq((todo != 0) & ~cur_done &
-                               ((now - cur.issued)[:time_bits] > self._timeout))
+        expired, expired_tag = Signal(), Signal(8)
+        m.d.sync += [
+            timeout_q.eq(timeout),
+            # (not again in the cycle after it fired: its tag is marked done a cycle late)
+            expired.eq((todo != 0) & ((now - cur.issued)[:time_bits] > self._timeout) &
+                       ~timeout),
+            expired_tag.eq(deliver),
+        ]
+        m.d.comb += timeout.eq(expired & (expired_tag == deliver) & (todo != 0) & ~cur_done)
         beat = Signal(beat_bits)
         last = beat == cur.beats - 1
         out_tag, out_last, out_error = Signal(8), Signal(), Signal()
@@ -250,14 +282,20 @@ class UspReadEngine(wiring.Component):
             m.d.comb += sig.eq(en << tag)
             return sig
 
+        # A request not sent and a backstop time-out mark their tag a cycle later, from a
+        # register (LUT depth: the per-tag decode is off the issue and delivery paths).
         event = parser.event
+        bad_q, bad_tag, to_q, to_tag = Signal(), Signal(8), Signal(), Signal(8)
+        m.d.sync += [bad_q.eq(issue & r.bad), bad_tag.eq(next_tag),
+                     to_q.eq(timeout), to_tag.eq(deliver)]
         issued = onehot(issue, next_tag)
-        timed_out = onehot(timeout, deliver)
+        bad_issued = onehot(bad_q, bad_tag)
+        timed_out = onehot(to_q, to_tag)
         ev = onehot(event.valid, event.tag)
         m.d.sync += [
-            done.eq((done & ~issued) | Mux(r.bad, issued, 0) | timed_out |
-                    Mux(event.done, ev, 0)),
-            failed.eq((failed & ~issued) | Mux(r.bad, issued, 0) | timed_out |
+            awaiting.eq((awaiting | timed_out) & ~Mux(event.done, ev, 0)),
+            done.eq((done & ~issued) | bad_issued | timed_out | Mux(event.done, ev, 0)),
+            failed.eq((failed & ~issued) | bad_issued | timed_out |
                       Mux(event.failed, ev, 0)),
         ]
         m.d.comb += self.idle.eq((count == 0) & ~r_valid)

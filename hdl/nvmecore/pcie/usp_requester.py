@@ -9,8 +9,14 @@ by the descriptor's 128 bits, or by 384 bits when the TLP starts at DW 8
 
 Reads and writes share the interface TLP by TLP, round robin; each kind keeps its order.
 A write that breaks a PCIe rule the core's DMA engines guarantee (DWORD-aligned address
-and length, at most max payload size, not crossing 4 KiB) is not split: it is dropped
-whole, its data beats consumed, with a ``refused`` pulse.
+and length, at most max payload size and ``max_payload``, not crossing 4 KiB) is not
+split: it is dropped whole, its data beats consumed, with a ``refused`` pulse.
+
+Writes are stored and forwarded: ``tvalid`` must stay high from a TLP's first beat to its
+last [PG213 "Requester Memory Write Operation"], so a write starts on RQ only once its
+whole payload is in a FIFO of two ``max_payload`` payloads (the largest the hard IP is
+set to accept, 1024 B by default); one write fills it while the one before drains, so
+back-to-back writes of the largest payload keep RQ busy.
 
 Straddling (512 bits only, ``straddle=True``): when the TLP in DWs 0..7 of a beat ends
 there, a second TLP starts at DW 8 of the same beat [PG213 "Straddle Option on CQ, CC, and
@@ -19,18 +25,18 @@ reads can leave in one beat whenever two are waiting (which is whenever the hard
 ``tready`` low). A write may start at DW 8 too, behind a read or behind the last beat of
 a write that takes no new data beat (one command and one data beat per cycle).
 
-Cycle behaviour: the beat is formed combinationally from the inputs' heads and registered
-into ``rq``, one beat per cycle (``tready`` → input ``ready`` is combinational). A read
-takes one beat (half a beat when straddled); a write of L DWs ⌈(4 + L) / (width/32)⌉
-beats, back to back when its data comes every cycle.
+Cycle behaviour: the beat is formed combinationally from the heads of the read buffer and
+the write FIFOs and registered into ``rq``, one beat per cycle. A read takes one beat
+(half a beat when straddled); a write of L DWs ⌈(4 + L) / (width/32)⌉ beats, back to back.
+A write's data waits in the FIFO at least three cycles after its last beat came in.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
 
-from ..bus import DmaWrite
+from ..bus import DmaWrite, DmaWriteBeat
 from ..layouts import DmaWriteRequest
 from .usp_layouts import RQ_DESC_DW, USP_WIDTHS, Axis, ReqType, RqDescriptor, RqRead
 
@@ -42,21 +48,32 @@ HALF_DW = 8       # a straddled TLP starts at DW 8 [PG213 "Straddle Option on ..
 class UspRequester(wiring.Component):
     """Ports: ``rd`` (read TLPs, tags allocated), ``wr`` (the core's posted writes), ``rq``
     (to the hard IP), ``max_payload_size`` (PCIe encoding, 0 = 128 B ... 5 = 4096 B),
-    ``refused`` (one-cycle pulse per dropped write), ``idle`` (nothing held or in flight).
+    ``np_credits`` (the hard IP's ``pcie_tfc_nph_av``: reads wait while the link partner
+    has no room for one, writes pass them), ``refused`` (one-cycle pulse per dropped
+    write), ``idle`` (nothing held or in flight).
     """
 
-    def __init__(self, width, *, straddle=False):
+    #: Writes whose commands wait in the command FIFO (many short writes: CQ entries,
+    #: MSI-X messages).
+    CMD_DEPTH = 16
+
+    def __init__(self, width, *, straddle=False, max_payload=1024):
+        if max_payload not in (128, 256, 512, 1024, 2048, 4096):
+            raise ValueError("max_payload must be a PCIe payload size, 128 to 4096 bytes")
         if width not in USP_WIDTHS:
             raise ValueError(f"UltraScale+ RQ width must be one of {USP_WIDTHS}, not {width}")
         if straddle and width != 512:
             raise ValueError("RQ straddling exists only on the 512-bit interface")
         self.width = width
         self.straddle = straddle
+        self.max_payload = max_payload
         super().__init__({
             "rd":               In(stream.Signature(RqRead)),
             "wr":               In(DmaWrite(width)),
             "rq":               Out(Axis("rq", width)),
             "max_payload_size": In(3),
+            # pcie_tfc_nph_av: non-posted header credits the link partner has (15: 15 or more)
+            "np_credits":       In(4, init=15),
             "refused":          Out(1),
             "idle":             Out(1),
         })
@@ -82,6 +99,18 @@ class UspRequester(wiring.Component):
         r0 = named("r0", Mux(rbuf_valid, rbuf, rd.payload), RqRead)    # the oldest read
         r0_valid = named("r0_valid", rbuf_valid | rd.valid)
 
+        # -- Non-posted credit: a read goes out only when the link partner has room for it,
+        # so the hard IP never holds a read on RQ with posted writes queued behind it
+        # [PG213 "Avoiding Head-of-Line Blocking for Posted Requests"]. pcie_tfc_nph_av
+        # shows a read two cycles after its transfer, so the reads in the output register
+        # and those sent in the two cycles before are taken off.
+        rq_reads = Signal(2)                # reads in the beat in the output register
+        sent_q1, sent_q2 = Signal(2), Signal(2)
+        m.d.sync += [sent_q1.eq(Mux(rq.tvalid & rq.tready, rq_reads, 0)), sent_q2.eq(sent_q1)]
+        np_room = named("np_room", self.np_credits - Mux(rq.tvalid, rq_reads, 0)
+                        - sent_q1 - sent_q2, signed(6))
+        r0_go = named("r0_go", r0_valid & (np_room >= 1))     # the oldest read may go
+
         def read_desc(r):
             d = Signal(RqDescriptor)
             m.d.comb += [
@@ -94,42 +123,68 @@ class UspRequester(wiring.Component):
             ]
             return d
 
-        # -- Writes: a one-entry command buffer ----------------------------------------------
-        # The core offers a write's data only after its command was taken (DmaWrite), so
-        # the command is taken into `cmd` first and the write starts once data is there.
-        cmd = stream.Signature(DmaWriteRequest).flip().create()     # the buffered command
-        cmd_in = self.wr.cmd
-        m.d.comb += cmd_in.ready.eq(~cmd.valid | cmd.ready)
-        with m.If(cmd_in.valid & cmd_in.ready):
-            m.d.sync += [cmd.payload.eq(cmd_in.payload), cmd.valid.eq(1)]
-        with m.Elif(cmd.ready):
-            m.d.sync += cmd.valid.eq(0)
-
-        # -- Writes: rule check on the command at the head ----------------------------------
-        w = cmd.payload
-        w_len = named("w_len", w.length[2:])            # payload DWORDs (≤ 1024 if accepted)
+        # -- Writes: store and forward ------------------------------------------------------
+        # The hard IP nullifies a TLP whose tvalid drops before its last beat [PG213
+        # "Requester Memory Write Operation"], and the core's data may come with gaps. So a
+        # write's command and data go into FIFOs, and the formatter starts a write only
+        # once its whole payload is buffered; then its beats leave back to back. The data
+        # FIFO holds two largest payloads, so one write fills while another drains. A write
+        # that breaks a rule is refused here, before the FIFOs: its data is consumed and
+        # dropped (it may be longer than the FIFO).
+        cmd_in, data_in = self.wr.cmd, self.wr.data
         mps_bytes = named("mps_bytes", Mux(self.max_payload_size > 5, 4096,    # [PCIe 4.0
                                            Const(128, 13) << self.max_payload_size))  # §7.5.3.4]
-        w_ok = named("w_ok", (w.addr[:2] == 0) & (w.length[:2] == 0) & (w.length != 0)
-                     & (w.length <= mps_bytes)                  # Max_Payload_Size [§2.2.2]
-                     & (w.addr[:12] + w.length <= 4096))        # no 4 KiB crossing [§2.2.7]
+        c = cmd_in.payload
+        in_ok = named("in_ok", (c.addr[:2] == 0) & (c.length[:2] == 0) & (c.length != 0)
+                      & (c.length <= mps_bytes) & (c.length <= self.max_payload)  # [§2.2.2]
+                      & (c.addr[:12] + c.length <= 4096))       # no 4 KiB crossing [§2.2.7]
+        m.submodules.cmd_fifo = cmd_fifo = SyncFIFOBuffered(
+            width=Shape.cast(DmaWriteRequest).width, depth=self.CMD_DEPTH)
+        m.submodules.data_fifo = data_fifo = SyncFIFOBuffered(
+            width=W, depth=2 * self.max_payload // (W // 8) + 1)
+        passing = Signal()              # a command was taken; its data beats come in
+        in_bad = Signal()               # ... and it was refused: drop them
+        complete = Signal(range(self.CMD_DEPTH + 1))    # whole payloads in the data FIFO
+        in_last = named("in_last", data_in.valid & data_in.ready & data_in.payload.last)
+        m.d.comb += [
+            # the next command may come in with the last data beat of the one before
+            cmd_in.ready.eq((~passing | in_last) & cmd_fifo.w_rdy),
+            cmd_fifo.w_data.eq(c),
+            cmd_fifo.w_en.eq(cmd_in.valid & cmd_in.ready & in_ok),
+            data_in.ready.eq(passing & (in_bad | data_fifo.w_rdy)),
+            data_fifo.w_data.eq(data_in.payload.data),
+            data_fifo.w_en.eq(data_in.valid & data_in.ready & ~in_bad),
+        ]
+        m.d.sync += self.refused.eq(cmd_in.valid & cmd_in.ready & ~in_ok)
+        with m.If(cmd_in.valid & cmd_in.ready):
+            m.d.sync += [passing.eq(1), in_bad.eq(~in_ok)]
+        with m.Elif(in_last):
+            m.d.sync += passing.eq(0)
+        w_start = Signal()              # the formatter takes the command at the head
+        m.d.sync += complete.eq(complete + (in_last & ~in_bad) - w_start)
+
+        cmd = stream.Signature(DmaWriteRequest).flip().create()     # the write to send
+        wdata = stream.Signature(DmaWriteBeat(W)).flip().create()   # its data, no gaps
+        m.d.comb += [
+            cmd.valid.eq(cmd_fifo.r_rdy & (complete != 0)),
+            cmd.payload.eq(cmd_fifo.r_data),
+            cmd_fifo.r_en.eq(cmd.ready),
+            w_start.eq(cmd.valid & cmd.ready),
+            wdata.valid.eq(data_fifo.r_rdy),
+            wdata.payload.data.eq(data_fifo.r_data),
+            data_fifo.r_en.eq(wdata.ready),
+        ]
+
+        w = cmd.payload
+        w_len = named("w_len", w.length[2:])            # payload DWORDs (≤ 1024)
         w_desc = Signal(RqDescriptor)
         m.d.comb += [
             w_desc.req_type.eq(ReqType.MEM_WRITE),
             w_desc.addr.eq(w.addr[2:]),
             w_desc.dword_count.eq(w_len),
         ]
-
-        # A refused write: drop its command and count its data beats away.
-        drop = Signal(range(8192 // (W // 8) + 1))      # data beats still to drop
         w_active = Signal()                             # a write TLP has beats to go
-        drop_start = named("drop_start", ~w_active & (drop == 0) & cmd.valid & ~w_ok)
-        w_ready = named("w_ready", cmd.valid & w_ok & wdata.valid & (drop == 0))  # can start
-        m.d.sync += self.refused.eq(drop_start)
-        with m.If(drop_start):
-            m.d.sync += drop.eq((w.length + (W // 8 - 1)) >> exact_log2(W // 8))
-        with m.Elif((drop != 0) & wdata.valid):
-            m.d.sync += drop.eq(drop - 1)
+        w_ready = named("w_ready", cmd.valid & wdata.valid)  # a write can start
 
         # -- The write in progress ----------------------------------------------------------
         # Its next payload DWs are the top `shift` DWs of the input beat last taken, kept in
@@ -151,8 +206,8 @@ class UspRequester(wiring.Component):
 
         # -- Slot 0: the TLP at DW 0 (a continuation or a new TLP), round robin -------------
         prio_wr = Signal()                              # the next grant prefers a write
-        s0_wr = named("s0_wr", ~w_active & w_ready & (prio_wr | ~r0_valid))
-        s0_rd = named("s0_rd", ~w_active & r0_valid & ~s0_wr)
+        s0_wr = named("s0_wr", ~w_active & w_ready & (prio_wr | ~r0_go))
+        s0_rd = named("s0_rd", ~w_active & r0_go & ~s0_wr)
         s0_start = named("s0_start", s0_wr | s0_rd)
         s0_valid = named("s0_valid", cont_go | s0_start)
         s0_end = named("s0_end", Mux(w_active, cont_end, s0_rd | (w_len <= N - RQ_DESC_DW)))
@@ -170,7 +225,8 @@ class UspRequester(wiring.Component):
             lo_free = named("lo_free", s0_rd | (s0_wr & (w_len <= HALF_DW - RQ_DESC_DW))
                             | (cont_go & (w_rem <= HALF_DW)))
             r_next = named("r_next", Mux(s0_rd, rd.payload, r0), RqRead)
-            r_next_valid = Mux(s0_rd, rbuf_valid & rd.valid, r0_valid)   # the head behind
+            r_next_valid = Mux(s0_rd, rbuf_valid & rd.valid & (np_room >= 2),  # the head
+                               r0_go)                                           # behind
             # one command and one data beat per cycle: not behind a write that took them
             w_ready1 = w_ready & (s0_rd | (w_active & ~needs_in))
             prio1 = Mux(s0_rd, 1, Mux(s0_wr, 0, prio_wr))
@@ -191,8 +247,8 @@ class UspRequester(wiring.Component):
         head_taken = named("head_taken", load & Mux(rbuf_valid, reads == 2, reads == 1))
         m.d.comb += [
             rd.ready.eq(~rbuf_valid | rbuf_taken | head_taken),
-            cmd.ready.eq((load & (s0_wr | s1_wr)) | drop_start),
-            wdata.ready.eq((load & (s0_wr | s1_wr | (w_active & needs_in))) | (drop != 0)),
+            cmd.ready.eq(load & (s0_wr | s1_wr)),
+            wdata.ready.eq(load & (s0_wr | s1_wr | (w_active & needs_in))),
         ]
         with m.If(rd.valid & rd.ready & ~head_taken):
             m.d.sync += [rbuf.eq(rd.payload), rbuf_valid.eq(1)]
@@ -237,6 +293,7 @@ class UspRequester(wiring.Component):
         user = rq.tuser
         with m.If(load):
             m.d.sync += [
+                rq_reads.eq(reads),
                 rq.tvalid.eq(s0_valid),
                 rq.tdata.eq(tdata),
                 rq.tkeep.eq(tkeep),
@@ -267,5 +324,6 @@ class UspRequester(wiring.Component):
                                         Mux(s0_start, s0_lbe, Mux(s1_valid, s1_lbe, 0)))),
                 ]
 
-        m.d.comb += self.idle.eq(~rq.tvalid & ~rbuf_valid & ~cmd.valid & ~w_active & (drop == 0))
+        m.d.comb += self.idle.eq(~rq.tvalid & ~rbuf_valid & ~cmd_fifo.r_rdy & ~w_active &
+                                 ~passing & ~data_fifo.r_rdy)
         return m

@@ -21,7 +21,13 @@ adapter, every register access a TLP on the hard IP's interfaces.
   request size; ``cfg_mgmt`` reads of Device Control answered (extended tag bit:
   :attr:`ext_tag`);
 - function-level reset: ``cfg_flr_in_process`` until ``cfg_flr_done`` pulses;
-- INTx from ``cfg_interrupt_int[0]``; the core's test ports as in ``cocotb_backend``.
+- errors reported to the IP: :attr:`err_cor` / :attr:`err_uncor` count the cycles
+  ``cfg_err_cor_in`` / ``cfg_err_uncor_in`` are high (one per error);
+- INTx as the hard IP sends it [PG213 "Legacy Interrupt Mode"]: each change of
+  ``cfg_interrupt_int[0]`` is an Assert/Deassert_INTA message, acknowledged by a
+  ``cfg_interrupt_sent`` pulse :data:`INTX_SENT_CYCLES` later; a change before that
+  acknowledgement is a violation. The INTx level compared with the model is the one the
+  last message sent; the core's test ports as in ``cocotb_backend``.
 
 Host memory on RQ / RC is ``nvmetb.dma.usp_ports.UspDma``. :func:`run_usp_scenario` and
 :func:`run_usp_host_scenario` run the register scenarios and the host-driver scenarios
@@ -48,12 +54,14 @@ from nvmecore.pcie.usp_layouts import CqDescriptor, ReqType, tuser_layout
 from nvmecore.top import CFG_FROM_IP
 from nvmetb.hostmem import HostMemory
 from nvmetb.model import DmaWrite
+from nvmetb.usp.cq import CcParser
+from nvmetb.usp.monitor import BeatMonitor
 
 from .cocotb_backend import CLOCK_NS, CocotbPorts
 from .harness import PATTERNS, CheckedCore, Mismatch, Pattern
 
 __all__ = ["UspBackend", "run_usp_scenario", "run_usp_host_scenario", "BAR0_BASE",
-           "NP_CREDIT_LIMIT"]
+           "NP_CREDIT_LIMIT", "INTX_SENT_CYCLES"]
 
 log = logging.getLogger("tb")
 
@@ -72,6 +80,9 @@ MEM_SPACE_ENABLE, BUS_MASTER_ENABLE = 1 << 1, 1 << 2
 #: through the completer (configuration, test ports, FLR) may act: the write reaches
 #: the core's register bus first, as the model assumes.
 POSTED_SETTLE = 16
+#: Cycles from a change of cfg_interrupt_int to the hard IP's cfg_interrupt_sent (the
+#: message has to get onto the link).
+INTX_SENT_CYCLES = 24
 #: Longest waits for a completion (ns) and for a non-posted credit (cycles).
 COMPLETION_WAIT_NS = 200_000
 CREDIT_WAIT_CYCLES = 50_000
@@ -119,6 +130,11 @@ class UspBackend(CocotbPorts):
         self.flr_done_pulses = 0
         self.cfg_reads = 0
         self.dma = None              # the UspDma behind RQ / RC, when there is one
+        self.violations = []         # hard-IP rules broken on CC and the cfg ports
+        self._intx_link = False      # INTx level on the link (last message sent)
+        self.err_cor = self.err_uncor = 0    # cycles with cfg_err_cor_in / _uncor_in high
+        self.intx_messages = 0
+        self.cc_monitor = None
         self.cq = self.cc = None
         self._tag = 0
         self._last_write = -POSTED_SETTLE
@@ -172,8 +188,38 @@ class UspBackend(CocotbPorts):
 
     # -- Set-up ---------------------------------------------------------------------------
 
+    def check(self):
+        """Fail if the design broke a rule of the hard IP on CC or the cfg ports."""
+        if self.violations:
+            raise Mismatch(f"{len(self.violations)} hard-IP rule(s) broken:\n  "
+                           + "\n  ".join(self.violations))
+
     def intx_level(self):
-        return int(self.dut.cfg_interrupt_int.value) & 1 == 1
+        """INTx as the host sees it: the level of the last message sent."""
+        return self._intx_link
+
+    async def _intx_messages(self):
+        """The hard IP's side of the legacy interrupt handshake (see the module text)."""
+        dut = self.dut
+        level = asked = 0
+        due = None
+        while True:
+            await RisingEdge(self.clk)
+            dut.cfg_interrupt_sent.value = 0
+            now = int(dut.cfg_interrupt_int.value) & 1
+            if due is not None:
+                if now != asked:
+                    self.violations.append(
+                        f"cfg_interrupt_int changed to {now} at cycle {self.cycle} before "
+                        f"cfg_interrupt_sent acknowledged the change to {asked}")
+                    log.error("usp: %s", self.violations[-1])
+                if self.cycle >= due:
+                    dut.cfg_interrupt_sent.value = 1
+                    level, due = asked, None
+                    self._intx_link = bool(level)
+                    self.intx_messages += 1
+            elif now != level:
+                asked, due = now, self.cycle + INTX_SENT_CYCLES
 
     async def start(self):
         dut = self.dut
@@ -197,7 +243,12 @@ class UspBackend(CocotbPorts):
         await self.wait(4)
         dut.user_reset.value = 0
         self._start_taps()
-        self._tasks += [cocotb.start_soon(self._np_credits()),
+        width = self.config.data_width
+        self.cc_monitor = BeatMonitor(
+            dut, "s_axis_cc", lambda: CcParser(width), violations=self.violations,
+            clock=self.clk, reset_when=lambda: int(dut.cfg_flr_in_process.value) & 1).start()
+        self._tasks += [self.cc_monitor._task, cocotb.start_soon(self._np_credits()),
+                        cocotb.start_soon(self._intx_messages()),
                         cocotb.start_soon(self._cfg_mgmt()),
                         cocotb.start_soon(self._flr_done_monitor())]
         # Power-on sweep of the MSI-X table.
@@ -224,6 +275,8 @@ class UspBackend(CocotbPorts):
                 kind = int(dut.m_axis_cq_tdata.value) >> req_type.offset & 0xF
                 if kind not in _POSTED:
                     self.np_delivered += 1
+            self.err_cor += int(dut.cfg_err_cor_in.value)
+            self.err_uncor += int(dut.cfg_err_uncor_in.value)
             if int(dut.pcie_cq_np_req.value):
                 self.credits = min(self.credits + 1, NP_CREDIT_LIMIT)
             dut.pcie_cq_np_req_count.value = self.credits
@@ -484,6 +537,7 @@ async def run_usp_scenario(dut, scenario, config, pattern: Pattern, seed=0,
         await core.check()
         # MSI-X messages go wherever the table says: only the request rules count here.
         dma.check(ignore=("unmapped", "msix"))
+        backend.check()
     finally:
         dma.stop()
         backend.stop()
@@ -519,6 +573,8 @@ async def run_usp_host_scenario(dut, scenario, config, dma="fast", seed=0, *, se
     try:
         await with_timeout(scenario(host, bench), limit_us, "us")
         await bench.compare()
+        usp_dma.check()
+        backend.check()
     finally:
         usp_dma.stop()
         backend.stop()

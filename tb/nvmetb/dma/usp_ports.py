@@ -17,8 +17,17 @@ bits, up to 4 at 512); gaps on RC and backpressure on RQ. Reads that a
 - ``"ur"`` / ``"ca"``: one completion without data, status UR / CA (error code "bad
   status"), after none or some successful completions of the request;
 - ``"poisoned"``: every completion, one of them poisoned (EP, error code "poisoned");
-- ``"drop"``: none or some completions, never the last: the adapter's completion
-  time-out must end the read.
+- ``"drop"``: none or some completions, never the last: the read ends with the hard IP's
+  own completion time-out (below), or earlier, with the adapter's.
+
+The hard IP's tag table, as PG213 describes it for client tags ("Tag Management for
+Non-Posted Transactions"; PG156 "Handling of Completion Errors"): a read's tag is in use
+from the request until the IP's verdict on it is handed over on RC — its last completion,
+an error completion that ends it, or, when nothing ends it, the IP's completion time-out:
+a descriptor with error code 1001 (``ErrorCode.TIMEOUT``), request completed, no data,
+``UspDmaSettings.ip_timeout`` cycles after the request. Re-issuing a tag before that is a
+violation (the IP's behaviour is undefined; cocotbext-pcie's model asserts "active tag
+reused"), whatever the adapter's own timer did.
 
 Reads outside every buffer are answered with UR. With ``answer_reads=False`` no read is
 ever answered (a host that does not answer; the register-level scenarios, whose model
@@ -54,28 +63,49 @@ from cocotbext.pcie.xilinx.us.interface import RcSource, RqSink
 from cocotbext.pcie.xilinx.us.tlp import ErrorCode, Tlp_us
 
 from nvmecore.config import CoreConfig
-from nvmecore.pcie.usp_layouts import straddle_segments
+from nvmecore.pcie.usp_layouts import ReqType, straddle_segments
 from nvmetb.hostmem import HostMemory, pcie_size_bytes
+from nvmetb.usp.monitor import BeatMonitor
+from nvmetb.usp.rq import RqParser
 
 __all__ = ["UspDmaSettings", "USP_DMA_SETTINGS", "FAULT_KINDS", "UspDma",
-           "RCB_BYTES", "COMPLETION_BUFFER_BYTES"]
+           "RCB_BYTES", "COMPLETION_BUFFER_BYTES", "COMPLETION_HEADERS", "worst_case_room"]
 
 log = logging.getLogger("tb")
 
 FAULT_KINDS = ("ur", "ca", "poisoned", "drop")
 #: The root complex's read completion boundary [PCIe 4.0 §2.3.1.1].
 RCB_BYTES = 64
-#: Completion data the UltraScale+ block can hold for reads in flight [PG213].
+#: The UltraScale+ block's receive-buffer completion space, at every max payload size
+#: capability [PG213 "Completion Space": 128 completion headers (CPH), 32,768 B of data
+#: (CPD)]. Headers and data share the buffer, a header taking a 16-byte credit's room.
 COMPLETION_BUFFER_BYTES = 32 * 1024
+COMPLETION_HEADERS = 128
+CREDIT_BYTES = 16
 #: Tags without extended tags [PCIe 4.0 §2.2.6.2].
 SHORT_TAGS = 32
 #: The device's ID as enumeration made it (bus 1): the requester ID of its requests.
 FUNCTION_ID = PcieId(1, 0, 0)
-#: Cycles a read may wait between the adapter's sending it and RQ taking it.
-TIMER_SLACK = 64
+#: The hard IP's own completion time-out, in units of the adapter's
+#: (``CoreConfig.completion_timeout``): later than the adapter's timer, so the bench
+#: sees the adapter deliver a time-out to the core while the IP still holds the tag.
+IP_TIMEOUT_FACTOR = 10
 
 _READS = {TlpType.MEM_READ, TlpType.MEM_READ_64}
 _WRITES = {TlpType.MEM_WRITE, TlpType.MEM_WRITE_64}
+
+
+def worst_case_room(addr, length):
+    """(headers, bytes) of the hard IP's completion space a read may need: a completer
+    may split it at every read completion boundary [PCIe 4.0 §2.3.1.1], each completion a
+    header plus its data in whole 16-byte credits."""
+    headers, room, pos, end = 0, 0, addr, addr + length
+    while pos < end:
+        cut = min(end, (pos // RCB_BYTES + 1) * RCB_BYTES)
+        headers += 1
+        room += CREDIT_BYTES + -(-(cut - pos) // CREDIT_BYTES) * CREDIT_BYTES
+        pos = cut
+    return headers, room
 
 
 @dataclass(frozen=True)
@@ -92,6 +122,13 @@ class UspDmaSettings:
     ``rq_stall``: probability that ``s_axis_rq_tready`` is low in a cycle.
     ``rc_gap``: probability that RC offers no beat in a cycle.
     ``fault``: the answer to a failing read whose rule names no kind.
+    ``nph_credits``: non-posted header credits the link partner grants (None: plenty); a
+    read takes one when it crosses RQ and gives it back ``np_return`` cycles later. The
+    IP shows the count on ``pcie_tfc_nph_av`` two cycles late; a read sent with none left
+    is a violation: the IP would hold it on RQ, and posted writes behind it would wait.
+    ``ip_timeout``: cycles after which the hard IP ends a read that got no (final)
+    completion with a time-out descriptor (error code 1001); None: ``IP_TIMEOUT_FACTOR``
+    times the adapter's completion time-out.
     """
     latency: int = 1
     split: str = "mps"
@@ -101,6 +138,9 @@ class UspDmaSettings:
     rc_gap: float = 0.0
     fault: str = "ur"
     seed: int = 0
+    ip_timeout: int | None = None
+    nph_credits: int | None = None
+    np_return: int = 16
 
     def __post_init__(self):
         if self.latency < 1:
@@ -116,7 +156,7 @@ class UspDmaSettings:
 USP_DMA_SETTINGS = {
     "fast": UspDmaSettings(),
     "busy": UspDmaSettings(latency=40, split="rcb", interleave=True, rc_segments=None,
-                           rq_stall=0.3, rc_gap=0.3),
+                           rq_stall=0.3, rc_gap=0.3, nph_credits=2, np_return=24),
 }
 
 
@@ -129,6 +169,7 @@ class _Read:
     ready: int                                       # first cycle it may answer
     frames: deque = field(default_factory=deque)     # packed RC frames, in order
     final: bool = True                               # the last one ends the request
+    covered: int = 0                                 # bytes the frames carry (a "drop")
 
 
 def _pauses(rng, probability):
@@ -162,11 +203,21 @@ class UspDma:
         self.cycle = 0
         self._pending: list[_Read] = []           # reads with completions to send
         self._outstanding: dict[int, int] = {}    # tag -> bytes, until its last completion
-        self._unanswered: dict[int, int] = {}     # tag -> cycle of a read never completed
+        self._unanswered: dict[int, tuple] = {}   # tag -> (cycle, request, bytes left)
+        self.ip_timeout = settings.ip_timeout or IP_TIMEOUT_FACTOR * config.completion_timeout
+        self.ip_timeouts = 0                      # reads the IP's time-out ended
+        self._room: dict[int, tuple] = {}         # tag -> worst-case completion space
+        self.most_room = 0
+        free = settings.nph_credits if settings.nph_credits is not None else 15
+        self._np_free = free                      # link partner's NP header credits
+        self._np_back = deque()                   # (cycle, credits) coming back
+        self._np_shown = deque([min(15, free)] * 2)   # pcie_tfc_nph_av, two cycles late
         self._releasing: dict[int, int] = {}      # tag -> index of its last RC frame
         self._sent = 0                            # RC frames handed to the source
         self._tasks = []
         self.rq = self.rc = None
+        self.rq_monitor = None
+        self.beat_violations = []                 # RQ beats the hard IP would reject
         # Statistics, for tests and the log.
         self.tags = Counter()
         self.reads = self.writes = self.completions = 0
@@ -190,6 +241,15 @@ class UspDma:
             self.rq.set_pause_generator(_pauses(random.Random(s.seed + 1), s.rq_stall))
         if s.rc_gap:
             self.rc.set_pause_generator(_pauses(random.Random(s.seed + 2), s.rc_gap))
+        # Every cycle of RQ through the hard IP's framing rules: tvalid held from a TLP's
+        # first beat to its last, is_sop / is_eop, tkeep, descriptors.
+        width, straddle = self.config.data_width, self.rq_segments == 2
+        self.rq_monitor = BeatMonitor(
+            dut, "s_axis_rq", lambda: RqParser(width, straddle=straddle),
+            violations=self.beat_violations, clock=self.clk,
+            reset_when=lambda: int(dut.cfg_flr_in_process.value) & 1,
+            on_tlps=self._np_take).start()
+        dut.pcie_tfc_nph_av.value = self._np_shown[0]
         self._tasks = [cocotb.start_soon(self._run())]
         return self
 
@@ -197,6 +257,8 @@ class UspDma:
         for task in self._tasks:
             task.cancel()
         self._tasks = []
+        if self.rq_monitor is not None:
+            self.rq_monitor.stop()
 
     def flush(self):
         """Function-level reset: the hard IP discards this function's completions still
@@ -221,12 +283,14 @@ class UspDma:
         return (f"{self.reads} reads ({self.completions} completions, {self.interleaved} "
                 f"interleaved, {self.straddled} straddled; tags {min(self.tags, default=0)}.."
                 f"{max(self.tags, default=0)}), {self.writes} writes, faults "
-                f"{dict(self.faults) or 'none'}")
+                f"{dict(self.faults) or 'none'}, {self.ip_timeouts} hard-IP time-outs, at "
+                f"most {self.most_room} B of completion space (worst case)")
 
     def check(self, ignore=()):
         """Fail if a request broke a rule; violation kinds in ``ignore`` are skipped (a
         register-level scenario writes MSI-X messages to any address)."""
         kept = [v for v in self.memory.violations if v.kind not in ignore]
+        kept += self.beat_violations
         if kept:
             lines = "\n  ".join(str(v) for v in kept)
             raise AssertionError(f"{len(kept)} violation(s) on RQ:\n  {lines}")
@@ -242,7 +306,47 @@ class UspDma:
             self.cycle += 1
             while not self.rq.empty():
                 self._request(self.rq.recv_nowait())
+            self._ip_timeouts()
+            self._np_credit()
             self._feed()
+
+    def _np_take(self, tlps):
+        """Reads crossing RQ take the link partner's non-posted header credits."""
+        reads = sum(t.req_type == ReqType.MEM_READ for t in tlps)
+        if not reads or self.settings.nph_credits is None:
+            return
+        if self._np_free < reads:
+            self._violation("credit", "read", tlps[0].addr, 0,
+                            f"{reads} read(s) sent with {self._np_free} non-posted header "
+                            "credit(s): the hard IP holds them on RQ and posted writes "
+                            "behind wait (pcie_tfc_nph_av ignored)")
+        self._np_free -= reads
+        self._np_back.append((self.cycle + self.settings.np_return, reads))
+
+    def _np_credit(self):
+        """Credits coming back; pcie_tfc_nph_av shows the count two cycles late."""
+        while self._np_back and self._np_back[0][0] <= self.cycle:
+            self._np_free += self._np_back.popleft()[1]
+        if self.settings.nph_credits is None:
+            return
+        self._np_shown.append(max(0, min(15, self._np_free)))
+        self.dut.pcie_tfc_nph_av.value = self._np_shown.popleft()
+
+    def _ip_timeouts(self):
+        """The hard IP's completion time-out: a read without its final completion for
+        ``ip_timeout`` cycles ends with an error-code-1001 descriptor (request completed,
+        no data, the bytes still due) [PG213 RC error codes], which frees its tag."""
+        for tag, (started, tlp, read) in list(self._unanswered.items()):
+            if self.cycle - started < self.ip_timeout:
+                continue
+            del self._unanswered[tag]
+            addr = read.addr + read.covered
+            frame = self._cpl(tlp, addr, read.length - read.covered,
+                              error=ErrorCode.TIMEOUT, last=True)
+            self._pending.append(_Read(tag, read.addr, read.length, self.cycle,
+                                       deque([frame])))
+            self._outstanding[tag] = read.length
+            self.ip_timeouts += 1
 
     def _request(self, frame):
         try:
@@ -281,13 +385,10 @@ class UspDma:
     def _tag_free(self, tag):
         if tag in self._outstanding:
             return "its read is still outstanding"
-        started = self._unanswered.get(tag)
-        if started is not None:
-            # The adapter's timer may have started a little before the read reached RQ.
-            if self.cycle - started < self.config.completion_timeout - TIMER_SLACK:
-                return (f"its read of cycle {started} got no completion and the time-out "
-                        f"({self.config.completion_timeout} cycles) has not passed")
-            del self._unanswered[tag]
+        if tag in self._unanswered:
+            started = self._unanswered[tag][0]
+            return (f"its read of cycle {started} got no final completion and the hard IP "
+                    f"holds the tag until its own time-out ({self.ip_timeout} cycles)")
         index = self._releasing.pop(tag, None)
         if index is not None and index >= self._sent - self.rc.queue_occupancy_frames:
             return "the last completion of its read has not been delivered"
@@ -303,10 +404,20 @@ class UspDma:
         if tag >= SHORT_TAGS and not self.ext_tag():
             self._violation("tag", "read", tlp.address, length,
                             f"tag {tag} while extended tags are disabled")
-        if sum(self._outstanding.values()) + length > COMPLETION_BUFFER_BYTES:
+        # The IP's completion space, worst case (every completion split at the RCB), over
+        # every read whose tag the IP still holds.
+        for held in list(self._room):
+            if held not in self._outstanding and held not in self._unanswered:
+                del self._room[held]
+        self._room[tag] = worst_case_room(tlp.address, length)
+        headers = sum(h for h, _ in self._room.values())
+        room = sum(b for _, b in self._room.values())
+        self.most_room = max(self.most_room, room)
+        if headers > COMPLETION_HEADERS or room > COMPLETION_BUFFER_BYTES:
             self._violation("budget", "read", tlp.address, length,
-                            f"{sum(self._outstanding.values())} B of completions already "
-                            f"due; the hard IP buffers {COMPLETION_BUFFER_BYTES} B")
+                            f"reads in flight may need {headers} completion headers and "
+                            f"{room} B of the hard IP's completion space (it has "
+                            f"{COMPLETION_HEADERS} and {COMPLETION_BUFFER_BYTES} B)")
         data, error = self.memory.device_read(tlp.address, length,
                                               int(self.dut.cfg_max_read_req.value))
         kind = None
@@ -323,7 +434,7 @@ class UspDma:
         if read.final:
             self._outstanding[tag] = length
         else:
-            self._unanswered[tag] = self.cycle
+            self._unanswered[tag] = (self.cycle, tlp, read)
         if read.frames:
             self._pending.append(read)
 
@@ -389,7 +500,9 @@ class UspDma:
                 success(i, poisoned=True, error=ErrorCode.POISONED) if i == bad else success(i)
                 for i in range(len(chunks)))
         else:                                       # "drop": never the last completion
-            read.frames.extend(success(i) for i in range(self.rng.randrange(len(chunks))))
+            sent = self.rng.randrange(len(chunks))
+            read.frames.extend(success(i) for i in range(sent))
+            read.covered = sum(n for _, n in chunks[:sent])
             read.final = False
 
     def _feed(self):

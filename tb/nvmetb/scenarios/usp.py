@@ -7,7 +7,8 @@ Register-level (``async def name(core: CheckedCore)``, the backend a
 - :func:`back_to_back_accesses`: reads sent as fast as the credits allow, with writes
   between them, against the hard IP's non-posted credit counter;
 - :func:`completer_requests`: reads of 1 to 32 DWORDs at any DWORD offset, a 4-DWORD
-  write, and requests the completer must refuse (a read over 128 B, an I/O read).
+  write, and requests the completer must refuse (a read over 128 B, an I/O read);
+- :func:`intx_handshake`: INTx toggled faster than the hard IP acknowledges messages.
 
 Host-driver (``async def name(host, bench)``; ``bench.core.dut.dma`` is the
 :class:`~nvmetb.dma.usp_ports.UspDma`):
@@ -33,15 +34,17 @@ from nvmecore.layouts import (
     NvmOpcode,
     Reg,
 )
+from nvmecore.pcie.usp_completer import NP_CREDITS
 from nvmetb.bench.harness import CheckedCore, Mismatch
+from nvmetb.bench.usp_backend import NP_CREDIT_LIMIT
 from nvmetb.dma.usp_ports import SHORT_TAGS
 from nvmetb.model import split_access
 
 from .queues import G, expect
 from .registers import program_vectors, set_admin_queues
-from .usp_backend import NP_CREDIT_LIMIT
 
 __all__ = ["REGISTER_SCENARIOS", "back_to_back_accesses", "completer_requests",
+           "intx_handshake",
            "fetch_fault", "interleaved_fetches", "flr_in_traffic", "extended_tags"]
 
 FLUSH = {"cdw0": {"opc": NvmOpcode.FLUSH.value}, "nsid": 1}
@@ -88,8 +91,8 @@ async def back_to_back_accesses(core: CheckedCore, seed=3, count=96):
         _check(value & mask == want & mask,
                f"back-to-back read of {addr:#06x} (be {be:#04x}): RTL {value:#018x}, "
                f"model {want:#018x}")
-    _check(backend.most_np <= 2, f"the completer let the hard IP hold {backend.most_np} "
-           f"non-posted credits (at most 2)")
+    _check(backend.most_np <= NP_CREDITS, f"the completer let the hard IP hold "
+           f"{backend.most_np} non-posted credits (at most {NP_CREDITS})")
     _check(backend.most_unanswered >= 2, "reads never overlapped: not back to back")
     _check(backend.credits < NP_CREDIT_LIMIT, "credit counter saturated")
     await core.check()
@@ -131,17 +134,42 @@ async def completer_requests(core: CheckedCore):
     # Zero-length read: one DWORD, no byte enabled; it completes.
     tlp, cpl, frame = await backend.raw_read(TlpType.MEM_READ_64, Reg.CSTS, 1, 0, 0)
     backend._expect(tlp, cpl, frame)
-    # Refused: longer than 128 B, and I/O space.
+    # Refused: longer than 128 B, and I/O space. Each UR completion is an advisory
+    # non-fatal error, reported to the hard IP as correctable [PCIe 4.0 §6.2.3.2.4.1].
+    _check(backend.err_cor == backend.err_uncor == 0, "errors reported before any")
     tlp, cpl, frame = await backend.raw_read(TlpType.MEM_READ_64, MSIX_TABLE_BASE, 33)
     backend._expect(tlp, cpl, frame, status=CplStatus.UR)
     tlp, cpl, frame = await backend.raw_read(TlpType.IO_READ, 0x10, 1, 0xF, 0)
     backend._expect(tlp, cpl, frame, status=CplStatus.UR)
+    await core.wait(4)
+    _check((backend.err_cor, backend.err_uncor) == (2, 0),
+           f"{backend.err_cor} correctable and {backend.err_uncor} uncorrectable errors "
+           "reported on cfg_err_*_in for two UR completions (2 and 0 wanted)")
     await core.read_raw(Reg.CAP)
     await core.read(Reg.CSTS)
     await core.check()
 
 
-REGISTER_SCENARIOS = {f.__name__: f for f in (back_to_back_accesses, completer_requests)}
+async def intx_handshake(core: CheckedCore):
+    """INTx raised and dropped faster than the hard IP sends its messages (the test port
+    toggles a vector's level every few cycles): the adapter changes cfg_interrupt_int only
+    after cfg_interrupt_sent (the backend fails any earlier change), and the level the
+    host ends up with is the model's."""
+    backend = core.dut
+    for level in (True, False, True, False, True):
+        for _ in range(3):
+            await core.irq(0, deassert=not level)
+            await core.irq(0, deassert=level)
+        await core.irq(0, deassert=not level)
+        await core.check()
+        _check(backend.intx() == level, f"INTx {backend.intx()} on the link, {level} wanted")
+    _check(backend.intx_messages >= 5, f"only {backend.intx_messages} INTx messages")
+    await core.irq(0, deassert=True)
+    await core.check()
+
+
+REGISTER_SCENARIOS = {f.__name__: f for f in (back_to_back_accesses, completer_requests,
+                                              intx_handshake)}
 
 
 # -- Host level ---------------------------------------------------------------------------
@@ -167,6 +195,13 @@ async def fetch_fault(host, bench, kind):
     csts = await bench.core.read_settled(Reg.CSTS)
     _check(csts >> 1 & 1, f"CSTS {csts:#x}: CFS not set after a {kind} fetch")
     _check(dma.faults[kind] >= 1, f"no read was answered with {kind}")
+    # Reported to the hard IP as PCIe classes them [PCIe 4.0 §6.2.3.2.4]: poisoned, UR and
+    # CA completions are advisory non-fatal (correctable), a completion time-out is not.
+    backend = bench.core.dut
+    got = (backend.err_cor > 0, backend.err_uncor > 0)
+    want = (False, True) if kind == "drop" else (True, False)
+    _check(got == want, f"a {kind} fetch: {backend.err_cor} correctable and "
+           f"{backend.err_uncor} uncorrectable errors on cfg_err_*_in")
     bench.clear_faults()
     await host.disable()
     bench.forget_io()
@@ -204,7 +239,8 @@ async def interleaved_fetches(host, bench):
 async def flr_in_traffic(host, bench):
     """A function-level reset while I/O commands complete and an Identify's data is on
     its way: ``cfg_flr_done`` answers, RQ stays well formed (no TLP cut short), then the
-    controller comes up again from scratch and runs commands."""
+    controller comes up again from scratch and runs commands; the hard IP never holds more
+    non-posted credits than the completer wants, before or after the reset."""
     backend = bench.core.dut
     await host.bring_up(io_queues=2, queue_entries=8)
     await bench.compare()                       # everything up to here, exactly
@@ -233,6 +269,10 @@ async def flr_in_traffic(host, bench):
         cid = await host.submit(1 + i % 2, FLUSH)
         expect(await host.wait_completion(1 + i % 2, cid), G.SUCCESS, False, "Flush")
     _check(backend.flr_done_pulses == pulses + 1, "cfg_flr_done pulsed outside a reset")
+    # The hard IP's non-posted credit count survives the FLR: the completer must not grant
+    # its credits again on top of the ones the IP still holds.
+    _check(backend.most_np <= NP_CREDITS, f"the hard IP held {backend.most_np} non-posted "
+           f"credits for the completer (at most {NP_CREDITS}), across the FLR")
 
 
 async def extended_tags(host, bench, enabled):

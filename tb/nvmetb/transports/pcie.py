@@ -9,10 +9,12 @@ space below and above 4 GiB, and an extra MSI-X message region above 4 GiB. It e
 the device, enables it, and lets the root complex allocate (and write) every MSI-X
 vector.
 
-:class:`LinkChecker` watches every TLP the device sends and every completion it gets:
-no request crosses 4 KiB, none exceeds max payload size or max read request size, a read
-tag is never reused while outstanding (and is < 32 without extended tags), and every
-interrupt message follows, on the link, the CQ entry write it announces.
+:class:`LinkChecker` watches every TLP the device sends and every completion it gets
+(and :class:`~nvmetb.usp.monitor.BeatMonitor` every RQ and CC beat: ``tvalid`` held from
+a TLP's first beat to its last, framing as the hard IP reads it): no request crosses
+4 KiB, none exceeds max payload size or max read request size, a read tag is never
+reused while outstanding (and is < 32 without extended tags), and every interrupt
+message follows, on the link, the CQ entry write it announces.
 
 :class:`PcieTransport` is the :class:`~nvmetb.host.transport.Transport`: BAR0 through
 memory TLPs, configuration through configuration TLPs, interrupts as the messages that
@@ -34,6 +36,9 @@ from nvmecore.layouts import BAR0_SIZE, MSIX_PBA_BASE, MSIX_TABLE_BASE
 from nvmecore.top import usp_ports
 from nvmetb.host.transport import HostMemoryTransport
 from nvmetb.hostmem import HostMemory, pcie_size_bytes
+from nvmetb.usp.cq import CcParser
+from nvmetb.usp.monitor import BeatMonitor
+from nvmetb.usp.rq import RqParser
 
 __all__ = ["PcieStack", "PcieTransport", "LinkChecker", "LinkStats"]
 
@@ -46,6 +51,9 @@ LOW_REGION = (0x9000_0000, 0x3000_0000)
 HIGH_REGION = (HostMemory.HIGH_BASE, 1 << 32)
 HIGH_MSIX_BASE = 0x0002_0000_0000_0000            # MSI-X messages above 4 GiB
 HIGH_MSIX_DATA = 0x4D58_0000
+
+#: Ports of the top the stack drives itself rather than through the hard-IP model.
+OWN_PORTS = {"pcie_tfc_nph_av"}
 
 _READS = {TlpType.MEM_READ, TlpType.MEM_READ_64}
 _WRITES = {TlpType.MEM_WRITE, TlpType.MEM_WRITE_64}
@@ -219,7 +227,11 @@ class PcieStack:
         # The top's sideband ports go to the model's arguments of the same name (PG213's);
         # the four streams go as buses.
         ports = {name: getattr(dut, name) for name in usp_ports(width)
-                 if not name.startswith(("s_axis_", "m_axis_"))}
+                 if not name.startswith(("s_axis_", "m_axis_")) and name not in OWN_PORTS}
+        # cocotbext-pcie 0.2.16 never starts the task that drives pcie_tfc_nph_av (it
+        # would stay 0: no non-posted credit, no read ever sent); its link has no credit
+        # limit, so the stack shows "15 or more" [PG213].
+        dut.pcie_tfc_nph_av.value = 0xF
         self.dev = UltraScalePlusPcieDevice(
             pcie_generation=3 if width == 256 else 4,
             pcie_link_width=8,
@@ -268,6 +280,14 @@ class PcieStack:
 
         msi.write = record_rc_message
         self.link = LinkChecker(self)
+        # RQ and CC beat by beat: tvalid held for a whole TLP, framing as the hard IP reads
+        # it (cocotbext-pcie's model accepts a TLP with gaps; the hard IP nullifies it).
+        self.monitors = [
+            BeatMonitor(dut, "s_axis_rq", lambda: RqParser(width, straddle=width == 512),
+                        violations=self.link.violations).start(),
+            BeatMonitor(dut, "s_axis_cc", lambda: CcParser(width),
+                        violations=self.link.violations).start(),
+        ]
         self.function = None
         self.transport = None
 

@@ -5,7 +5,8 @@ DWORD-aligned mode [PG213 "Completer Request Interface"]: a 4-DW descriptor in D
 0-3 of the first beat, then the payload; ``sop`` (256 bits) or ``is_sop``/``is_eop`` with
 pointers (512 bits) frame it, ``tlast`` ends it; ``first_be``/``last_be`` and per-DWORD
 ``byte_en`` ride in ``tuser``. :class:`CcParser` takes CC beats one at a time, checks
-their framing and returns each completion when its last beat arrives.
+their framing and returns each completion when its last beat arrives; :meth:`CcParser.gap`
+(for each cycle without ``tvalid``) asserts that no completion is cut by a gap.
 
 Descriptors are packed and unpacked with the layouts in :mod:`nvmecore.pcie.usp_layouts`.
 """
@@ -141,6 +142,15 @@ class CcParser:
         self.lanes = width // 32
         self.layout = tuser_layout("cc", width)
         self._dwords = None         # DWORDs of the TLP being collected
+
+    @property
+    def in_tlp(self):
+        return self._dwords is not None
+
+    def gap(self):
+        """A cycle without ``tvalid``: valid must stay high from a completion's first beat
+        to its last [PG213 "Completer Completion Interface"]."""
+        assert not self.in_tlp, "s_axis_cc_tvalid dropped inside a TLP"
 
     def feed(self, beat):
         tkeep, tlast = beat["tkeep"], beat["tlast"]

@@ -12,7 +12,9 @@ straddling it also checks that ``tlast`` and ``tkeep`` agree with them. With str
 [PG213 "Straddle Option on CQ, CC, and RQ Interfaces"] a second TLP may start at DW 8 when
 one ended in DWs 0..7 of the same beat; ``tlast`` is ignored, as the IP ignores it.
 
-Anything the hard IP could not take is an ``AssertionError``: a start inside a TLP, an end
+Anything the hard IP could not take is an ``AssertionError``: ``tvalid`` low between the
+first and last beat of a TLP (call :meth:`RqParser.gap` for every cycle without
+``tvalid``), a start inside a TLP, an end
 outside one, a payload longer or shorter than ``dword_count``, ``tkeep`` not covering
 exactly the DWs of TLPs, byte enables breaking [PCIe 4.0 §2.2.5], a request crossing 4 KiB
 [PCIe 4.0 §2.2.7], ``discontinue`` or a non-zero ``addr_offset``.
@@ -85,6 +87,13 @@ class RqParser:
     def in_tlp(self):
         """A TLP has started and not ended."""
         return self._frame is not None
+
+    def gap(self):
+        """A cycle without ``tvalid``: the hard IP nullifies a TLP whose valid drops
+        between its first and last beat [PG213 "Requester Request Interface": the user
+        logic must keep s_axis_rq_tvalid asserted for the whole TLP]."""
+        assert not self.in_tlp, \
+            f"after beat {self.beats}: s_axis_rq_tvalid dropped inside a TLP"
 
     def feed(self, beat):
         n = self.dws
