@@ -6,7 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from .config import CoreConfig
+from .config import BACKENDS, CoreConfig
 from .core import NvmeCore
 from .emit import convert
 from .layouts import DOORBELL_BASE, MSIX_PBA_BASE, MSIX_TABLE_BASE, REG_WIDTH, Reg
@@ -41,13 +41,42 @@ def _config_arguments(parser):
                         help="MSI-X vectors (default: I/O queues + 1)")
     parser.add_argument("--data-width", type=int, default=defaults.data_width,
                         choices=(64, 128, 256, 512), help="DMA datapath width in bits")
+    parser.add_argument("--backend", choices=BACKENDS, default=defaults.backend,
+                        help="where the namespace lives: on-chip RAM disk, an AXI4 master "
+                             "port, or the backend interface on the boundary "
+                             "(default %(default)s; docs/backend.md)")
+    parser.add_argument("--namespace-bytes", type=_size, default=defaults.namespace_bytes,
+                        help="namespace size, bytes, K/M/G suffixes allowed "
+                             "(default %(default)s)")
+    parser.add_argument("--lba-format", type=int, choices=(0, 1), default=defaults.lba_format,
+                        help="LBA format at power-on: 0 = 512 B, 1 = 4 KiB (default "
+                             "%(default)s)")
+    parser.add_argument("--io-slots", type=int, default=defaults.io_slots,
+                        help="I/O commands in flight at once (default %(default)s)")
+    parser.add_argument("--axi-addr-width", type=int, default=defaults.axi_addr_width,
+                        help="axi backend: address width (default %(default)s)")
+    parser.add_argument("--axi-base", type=_size, default=defaults.axi_base,
+                        help="axi backend: where the namespace starts (default %(default)s)")
     parser.add_argument("--debug", action="store_true",
                         help="add the test-only ports (never for a real build)")
+
+
+def _size(text):
+    """An integer with an optional K, M or G suffix (powers of 1024), or 0x hex."""
+    text = text.strip()
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(text[-1:].lower(), 1)
+    try:
+        return int(text[:-1] if scale > 1 else text, 0) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
 
 
 def _config_from(args) -> CoreConfig:
     return CoreConfig(io_queues=args.io_queues, max_queue_entries=args.max_queue_entries,
                       msix_vectors=args.msix_vectors, data_width=args.data_width,
+                      backend=args.backend, namespace_bytes=args.namespace_bytes,
+                      lba_format=args.lba_format, io_slots=args.io_slots,
+                      axi_addr_width=args.axi_addr_width, axi_base=args.axi_base,
                       debug=args.debug)
 
 

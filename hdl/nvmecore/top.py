@@ -109,6 +109,10 @@ def usp_ports(width):
     return ports
 
 
+#: The core's test-only ports (CoreConfig.debug), passed through by the top.
+DEBUG_PORTS = ("dbg_queue", "dbg_irq", "dbg_doorbell", "dbg_event", "dbg_namespace")
+
+
 class UspTop(wiring.Component):
     """NvmeCore + UspAdapter with PG213 port names. ``rq_straddle`` (default: on at 512
     bits) must match the hard IP's RQ straddle setting."""
@@ -132,10 +136,18 @@ class UspTop(wiring.Component):
         members["temperature"] = In(16)
         for name in ("err_unsupported", "err_refused", "err_unexpected"):
             members[name] = Out(1)
+        # The backend: an AXI4 master as m_axi_* (the names Xilinx's memory controllers
+        # use), or the backend interface itself (docs/backend.md).
+        core_members = self.core.signature.members
+        if config.backend == "axi":
+            for name, member in core_members["axi"].signature.members.items():
+                members[f"m_axi_{name}"] = member
+        elif config.backend == "external":
+            members["backend"] = core_members["backend"]
         # Test-only ports of the core pass through (CoreConfig.debug).
-        for name in ("dbg_queue", "dbg_irq", "dbg_doorbell", "dbg_event"):
-            if name in self.core.signature.members:
-                members[name] = self.core.signature.members[name]
+        for name in DEBUG_PORTS:
+            if name in core_members:
+                members[name] = core_members[name]
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -197,7 +209,13 @@ class UspTop(wiring.Component):
             self.err_refused.eq(adapter.err_refused),
             self.err_unexpected.eq(adapter.err_unexpected),
         ]
-        for name in ("dbg_queue", "dbg_irq"):
+        if self.config.backend == "axi":
+            for name, member in core.axi.signature.members.items():
+                ours, theirs = getattr(self, f"m_axi_{name}"), getattr(core.axi, name)
+                m.d.comb += (ours.eq(theirs) if member.flow == Out else theirs.eq(ours))
+        elif self.config.backend == "external":
+            wiring.connect(m, core.backend, wiring.flipped(self.backend))
+        for name in ("dbg_queue", "dbg_irq", "dbg_namespace"):
             if name in self.signature.members:
                 wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(core, name))
         for name in ("dbg_doorbell", "dbg_event"):

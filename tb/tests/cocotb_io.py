@@ -7,8 +7,9 @@ checked, media errors injected as SLVERR). Run through pytest (``test_io_rtl.py`
 import logging
 
 import cocotb
+from amaranth.lib.wiring import In
 
-from nvmecore.backend.axi import AxiResp
+from nvmecore.backend.axi import Axi4Signature, AxiResp
 from nvmetb.backend.cocotb_axi import attach_axi_ram
 from nvmetb.bench.cocotb_backend import run_host_scenario
 from nvmetb.scenarios.io import IO_SCENARIOS, MEDIA_SCENARIOS
@@ -22,24 +23,31 @@ DMA = {"data_integrity": ["fast", "busy"]}
 
 async def _run(dut, name, scenario, dma):
     config = config_from_env()
-    extra = {}
+    extra, axi = {}, []
     if config.backend == "axi":
-        ram = attach_axi_ram(dut, "axi_", dut.clk, dut.rst, pause=0.3, seed=len(name),
-                             size=1 << 32, axi_id=config.axi_id,
-                             outstanding=config.axi_outstanding,
-                             window=(config.axi_base, config.axi_base + config.namespace_bytes))
+        # The slave's signals are undriven until AxiRam drives them: 0 from the start.
+        for port, member in Axi4Signature(config.axi_addr_width, config.data_width,
+                                          config.axi_id_width).members.items():
+            if member.flow == In:
+                getattr(dut, f"axi__{port}").value = 0
+
+        def attach():
+            axi.append(attach_axi_ram(
+                dut, "axi_", dut.clk, dut.rst, pause=0.3, seed=len(name), size=1 << 32,
+                axi_id=config.axi_id, outstanding=config.axi_outstanding,
+                window=(config.axi_base, config.axi_base + config.namespace_bytes)))
 
         async def namespace():
-            return ram.read(config.axi_base, config.namespace_bytes)
+            return axi[0].read(config.axi_base, config.namespace_bytes)
 
         def fail_namespace(start, stop):
-            ram.errors.append((config.axi_base + start, config.axi_base + stop,
-                               AxiResp.SLVERR))
-        extra = {"namespace": namespace, "fail_namespace": fail_namespace}
+            axi[0].errors.append((config.axi_base + start, config.axi_base + stop,
+                                  AxiResp.SLVERR))
+        extra = {"namespace": namespace, "fail_namespace": fail_namespace, "started": attach}
     try:
         await run_host_scenario(dut, scenario, config, dma, seed=sum(name.encode()), **extra)
     finally:
-        if config.backend == "axi":
+        for ram in axi:
             ram.stop()
 
 

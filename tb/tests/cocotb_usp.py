@@ -18,6 +18,7 @@ import cocotb
 from nvmetb.bench.harness import PATTERNS
 from nvmetb.bench.usp_backend import run_usp_host_scenario, run_usp_scenario
 from nvmetb.dma.usp_ports import FAULT_KINDS, USP_DMA_SETTINGS, UspDmaSettings
+from nvmetb.scenarios.io import IO_SCENARIOS
 from nvmetb.scenarios.queues import QUEUE_SCENARIOS
 from nvmetb.scenarios.registers import SCENARIOS
 from nvmetb.scenarios.usp import (
@@ -68,6 +69,22 @@ for _name, _scenario in REGISTER_SCENARIOS.items():
     globals()[f"usp_{_name}"] = _register_test(f"usp_{_name}", _scenario)
 for _name, _scenario in QUEUE_SCENARIOS.items():
     globals()[f"host_{_name}"] = _host_test(f"host_{_name}", _scenario)
+
+
+def _io_test(name, scenario):
+    """An NVM I/O scenario through the adapter: completions split at the RCB, interleaved
+    and straddled, backpressure on RQ; max payload 256 B, max read request 512 B."""
+    async def test(dut):
+        await run_usp_host_scenario(dut, scenario, config_from_env(), "busy",
+                                    seed=_seed(name), max_payload_size=1,
+                                    limit_us=IO_LIMIT_US)
+    return cocotb.test()(_named(name, scenario.__doc__, test))
+
+
+#: A simulated bound for an I/O scenario (megabytes at a few GB/s, with faults).
+IO_LIMIT_US = 20_000
+for _name, _scenario in IO_SCENARIOS.items():
+    globals()[f"io_{_name}"] = _io_test(f"io_{_name}", _scenario)
 
 
 @cocotb.test()

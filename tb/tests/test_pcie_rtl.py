@@ -1,5 +1,7 @@
 """Full stack under Icarus and Verilator: cocotbext-pcie's root complex and UltraScale+
-hard-IP model around the generated FPGA top (nvmecore_usp), at 256 and 512 bits."""
+hard-IP model around the generated FPGA top (nvmecore_usp) — the shipped build, no test
+ports — at 256 and 512 bits with the RAM disk, and at 256 bits with the AXI4 backend
+behind cocotbext-axi's AxiRam."""
 
 import pytest
 
@@ -7,18 +9,30 @@ from nvmecore import CoreConfig
 from nvmecore.cli import USP_TOP_NAME, generate_usp_verilog
 from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
 
-#: The default build (16 queue pairs, 17 vectors) at each hard-IP width.
-CONFIGS = {width: CoreConfig(data_width=width) for width in (256, 512)}
+#: The default build (16 queue pairs, 17 vectors) at each hard-IP width, and with the
+#: AXI4 backend; the cocotb tests each runs (None: all of cocotb_pcie).
+BUILDS = {
+    "256": (CoreConfig(data_width=256), None),
+    "512": (CoreConfig(data_width=512), None),
+    "256-axi": (CoreConfig(data_width=256, backend="axi"), "bring_up,data_integrity"),
+}
 
 
 @pytest.fixture(scope="module")
 def verilog():
-    return {width: generate_usp_verilog(config) for width, config in CONFIGS.items()}
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = generate_usp_verilog(BUILDS[name][0])
+        return cache[name]
+    return get
 
 
-@pytest.mark.parametrize("width", list(CONFIGS))
+@pytest.mark.parametrize("build_name", list(BUILDS))
 @pytest.mark.parametrize("sim", sim_params())
-def test_pcie(sim, width, verilog, request):
-    build_dir = build(sim, verilog[width], USP_TOP_NAME)
-    run(sim, build_dir, USP_TOP_NAME, "cocotb_pcie", None, run_dir(request.node.nodeid),
-        env={CONFIG_ENV: config_to_env(CONFIGS[width])})
+def test_pcie(sim, build_name, verilog, request):
+    config, tests = BUILDS[build_name]
+    build_dir = build(sim, verilog(build_name), USP_TOP_NAME)
+    run(sim, build_dir, USP_TOP_NAME, "cocotb_pcie", tests, run_dir(request.node.nodeid),
+        env={CONFIG_ENV: config_to_env(config)})

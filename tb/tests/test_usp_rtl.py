@@ -19,7 +19,7 @@ CONFIG = CoreConfig(debug=True, completion_timeout=2000)
 CONFIGS = {256: CONFIG, 512: CoreConfig(debug=True, completion_timeout=2000, data_width=512)}
 
 #: cocotb tests (in cocotb_usp.py) by name prefix; one simulator run per group.
-GROUPS = ("reg", "host", "usp")
+GROUPS = ("reg", "host", "usp", "io")
 
 
 def _params():

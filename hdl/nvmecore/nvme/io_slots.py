@@ -10,9 +10,10 @@ counters move. Commands the check stage completes at once (``direct``) never tak
 ``completion`` carries both; each completion handshake is one command leaving the engine
 (the fetch engine's ``io_returned``).
 
-Status: the first error an event reports wins; a backend media error (``media``) maps by
-command kind — Read and Compare: Unrecovered Read Error, Write, Write Zeroes and Flush:
-Write Fault, Dataset Management: Internal Error (docs/io-commands.md).
+Status: the first error an event reports wins, except that a backend media error
+(``media``) wins over a Compare Failure; a media error maps by command kind — Read and
+Compare: Unrecovered Read Error, Write, Write Zeroes and Flush: Write Fault, Dataset
+Management: Internal Error (docs/io-commands.md).
 
 Abort [NVMe 1.4 §5.1]: ``abort`` names an SQ and a CID; the slots are scanned one per
 cycle, and a data command that no mover has started yet (``start0`` / ``start1``) is
@@ -161,8 +162,12 @@ class IoSlots(wiring.Component):
                 m.d.comb += media_status.eq(status_const(GenericStatus.INTERNAL_ERROR))
             with m.Default():
                 m.d.comb += media_status.eq(status_const(MediaStatus.WRITE_FAULT))
-        m.d.comb += final.eq(Mux(status[done_tag] != ok, status[done_tag],
-                                 Mux(media[done_tag], media_status, ok)))
+        # A media error wins over a Compare Failure (the namespace data could not be read:
+        # the mismatch means nothing), not over a data transfer or PRP error.
+        compare_failure = status_const(MediaStatus.COMPARE_FAILURE, dnr=True).as_bits()
+        own = status[done_tag]
+        m.d.comb += final.eq(Mux((own != ok) & ~(media[done_tag] & (own == compare_failure)),
+                                 own, Mux(media[done_tag], media_status, ok)))
 
         read_cmds = Signal(64)
         write_cmds = Signal(64)

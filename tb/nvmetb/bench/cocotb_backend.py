@@ -282,11 +282,13 @@ async def run_scenario(dut, scenario, config, pattern: Pattern, seed=0):
     return core
 
 
-async def probe_namespace(dut, config) -> bytes:
+async def probe_namespace(dut, config, clock=None) -> bytes:
     """The RAM disk's namespace, read through a debug build's ``dbg_namespace`` port: a
-    word per cycle, only the words of sectors that hold data (the rest read as zeroes)."""
+    word per cycle, only the words of sectors that hold data (the rest read as zeroes).
+    ``clock``: the design's clock (default ``dut.clk``)."""
     from cocotb.triggers import FallingEdge, ReadOnly
 
+    clock = dut.clk if clock is None else clock
     beat_bytes = config.data_width // 8
     sector_words = max(1, SECTOR_BYTES // beat_bytes)
     addr, word, written = dut.dbg_namespace__addr, dut.dbg_namespace__data, \
@@ -294,9 +296,9 @@ async def probe_namespace(dut, config) -> bytes:
     out = bytearray(config.namespace_bytes)
 
     async def read(index):
-        await FallingEdge(dut.clk)
+        await FallingEdge(clock)
         addr.value = index
-        await RisingEdge(dut.clk)
+        await RisingEdge(clock)
         await ReadOnly()
         return int(word.value), int(written.value)
 
@@ -310,16 +312,19 @@ async def probe_namespace(dut, config) -> bytes:
                 value, _ = await read(index)
             out[index * beat_bytes:(index + 1) * beat_bytes] = value.to_bytes(beat_bytes,
                                                                                "little")
+    await FallingEdge(clock)                     # out of the read-only phase
     return bytes(out)
 
 
 async def run_host_scenario(dut, scenario, config, dma="fast", seed=0, *, namespace=None,
-                            fail_namespace=None, **kwargs):
+                            fail_namespace=None, started=None, **kwargs):
     """A host scenario (``async def scenario(host, bench, **kwargs)``) on the Verilog: the
     host driver with host memory behind the DMA ports, the model in lock step, and the
     namespace compared with the model's at the end — a debug build's RAM disk through its
     probe, or what ``namespace`` (an async callable) returns. ``fail_namespace(start,
-    stop)`` makes the backend fail commands touching those bytes (BenchTransport)."""
+    stop)`` makes the backend fail commands touching those bytes (BenchTransport).
+    ``started()`` is called once the clock runs and the reset is over (to attach models
+    to other ports)."""
     from nvmetb.dma.behaviour import DMA_SETTINGS
     from nvmetb.dma.cocotb_ports import CocotbDma
     from nvmetb.host import NvmeHost
@@ -334,6 +339,8 @@ async def run_host_scenario(dut, scenario, config, dma="fast", seed=0, *, namesp
     dma_ports = CocotbDma(dut, memory, DMA_SETTINGS[dma], width=config.data_width,
                           edges=backend.edges)
     await backend.start(dma=False)
+    if started is not None:
+        started()
     dma_ports.start()
     if namespace is None and config.backend == "ramdisk" and config.debug:
         async def namespace():

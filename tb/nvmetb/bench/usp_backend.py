@@ -550,14 +550,16 @@ async def run_usp_scenario(dut, scenario, config, pattern: Pattern, seed=0,
 
 async def run_usp_host_scenario(dut, scenario, config, dma="fast", seed=0, *, settings=None,
                                 ext_tag=True, max_payload_size=0, max_read_request_size=2,
-                                limit_us=SCENARIO_LIMIT_US):
-    """A host-driver scenario (``async def scenario(host, bench)``) through the adapter,
-    host memory behind RQ / RC (``dma``: a name in ``USP_DMA_SETTINGS``, or
+                                limit_us=SCENARIO_LIMIT_US, **kwargs):
+    """A host-driver scenario (``async def scenario(host, bench, **kwargs)``) through the
+    adapter, host memory behind RQ / RC (``dma``: a name in ``USP_DMA_SETTINGS``, or
     ``settings``). The scenario finds the backend at ``bench.core.dut`` and the DMA
-    model at ``bench.core.dut.dma``."""
+    model at ``bench.core.dut.dma``. A debug build's RAM disk is compared with the
+    model's namespace at the end."""
     from nvmetb.dma.usp_ports import USP_DMA_SETTINGS
     from nvmetb.host import NvmeHost
 
+    from .cocotb_backend import probe_namespace
     from .transport import BenchTransport
 
     backend = UspBackend(dut, config, PATTERNS["fast"], seed, ext_tag=ext_tag,
@@ -568,10 +570,14 @@ async def run_usp_host_scenario(dut, scenario, config, dma="fast", seed=0, *, se
     usp_dma = _usp_dma(dut, backend, memory, settings or USP_DMA_SETTINGS[dma], config)
     await backend.start()
     usp_dma.start()
-    bench = BenchTransport(CheckedCore(backend), memory)
+    namespace = None
+    if config.backend == "ramdisk" and config.debug:
+        async def namespace():
+            return await probe_namespace(dut, config, dut.user_clk)
+    bench = BenchTransport(CheckedCore(backend), memory, namespace=namespace)
     host = NvmeHost(bench, poll_us=0.1, command_timeout_us=200)
     try:
-        await with_timeout(scenario(host, bench), limit_us, "us")
+        await with_timeout(scenario(host, bench, **kwargs), limit_us, "us")
         await bench.compare()
         usp_dma.check()
         backend.check()

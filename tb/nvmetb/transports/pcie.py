@@ -337,6 +337,7 @@ class PcieTransport(HostMemoryTransport):
         self.stack = stack
         self.function = stack.function
         self.bar = stack.function.bar_window[0]
+        self.config = stack.config             # the build (scenarios size themselves by it)
         self._allocs = 0
 
     async def mmio_read(self, offset, size=4):
