@@ -24,6 +24,7 @@ from nvmecore.backend.axi import Axi4Signature
 from nvmecore.layouts import MSIX_TABLE_BASE, AdminOpcode, LogPage, NvmOpcode, Reg
 from nvmecore.nvme.identify import identify_controller
 from nvmetb.backend.cocotb_axi import attach_axi_ram
+from nvmetb.bench.io_report import save_io_stats
 from nvmetb.host import NvmeHost, Status
 from nvmetb.host.driver import build_sqe
 from nvmetb.scenarios.io import IO_SCENARIOS
@@ -110,6 +111,7 @@ async def bring_up(dut, stress):
     # Data: a pattern written through every I/O queue and read back bit-exact (over
     # real TLPs: PRP lists, host data read in completions split as the stress says).
     await host.verify_io(blocks=16)
+    save_io_stats(host, f"bring_up-stress={stress}")
     # The host polls its CQs; the last vector's message follows its CQ entry on the link
     # (a few cycles behind it: each write is stored whole before it goes out).
     want = set(range(config.io_queues + 1))
@@ -157,6 +159,7 @@ async def data_integrity(dut):
     stats = await IO_SCENARIOS["data_integrity"](host, host_t, seed=11, count=48,
                                                  region_blocks=2048)
     log.info("data integrity over the PCIe stack: %s", stats)
+    save_io_stats(host, "data_integrity")
     if axi is not None:
         log.info("AXI4 backend: %d bursts; %s", axi.rules.bursts, axi.rules.errors)
         axi.stop()

@@ -12,14 +12,17 @@ import pytest
 
 from nvmecore import CoreConfig
 from nvmecore.cli import USP_TOP_NAME, generate_usp_verilog
+from nvmetb.scenarios.io import IO_SCENARIOS
 from nvmetb.sim import CONFIG_ENV, SIMULATORS, build, config_to_env, run, run_dir
 
 #: The default build, plus the test ports; reads with no completion fail after 8 us.
 CONFIG = CoreConfig(debug=True, completion_timeout=2000)
 CONFIGS = {256: CONFIG, 512: CoreConfig(debug=True, completion_timeout=2000, data_width=512)}
 
-#: cocotb tests (in cocotb_usp.py) by name prefix; one simulator run per group.
-GROUPS = ("reg", "host", "usp", "io")
+#: cocotb tests (in cocotb_usp.py) by name prefix; one simulator run per group. The NVM
+#: I/O scenarios run one per simulator run ("io_<scenario>"): the RAM disk keeps its
+#: namespace for the life of a simulation, and each scenario starts from a fresh model.
+GROUPS = ("reg", "host", "usp") + tuple(f"io_{name}" for name in IO_SCENARIOS)
 
 
 def _params():
@@ -45,7 +48,8 @@ def verilog():
 def test_usp(width, group, sim, verilog, request):
     import cocotb_usp
 
-    names = [name for name in dir(cocotb_usp) if name.startswith(f"{group}_")]
+    names = [group] if group.startswith("io_") else \
+        [name for name in dir(cocotb_usp) if name.startswith(f"{group}_")]
     build_dir = build(sim, verilog(width), USP_TOP_NAME)
     run(sim, build_dir, USP_TOP_NAME, "cocotb_usp", names, run_dir(request.node.nodeid),
         env={CONFIG_ENV: config_to_env(CONFIGS[width])})

@@ -3,8 +3,7 @@ from the host's PRP pieces to where it goes [NVMe 1.4 §6.15, §6.2, §6.7;
 docs/io-commands.md].
 
 Per PRP token (in order): a command whose PRPs failed, or that an Abort caught before it
-started, is reported at once and its pieces are dropped. Otherwise the backend WRITE (a
-Write) or READ (a Compare's namespace data) is issued, and:
+started, is reported at once and its pieces are dropped. Otherwise:
 
 - the *splitter* cuts each PRP piece into DMA reads of at most max read request size (a
   piece never crosses a 4 KiB page), issuing a read only when the read buffer has room for
@@ -15,6 +14,11 @@ Write) or READ (a Compare's namespace data) is issued, and:
 - the stream goes to the backend's ``wdata`` (Write), is compared beat by beat with the
   namespace data (Compare), or goes to the DSM unit (``dsm``). A failed read marks the
   command's data: a Write or Compare then reports a Data Transfer Error.
+
+The backend WRITE (a Write) or READ (a Compare's namespace data) is issued only when the
+command's data is next out of the gather: a backend that runs its commands in order then
+never holds a WRITE whose data waits behind another command's (a range list the DSM unit
+cannot take while its ZERO waits behind that very WRITE).
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal
@@ -79,7 +83,8 @@ class FromHost(wiring.Component):
         # -- Token stage (as ToHost's) ------------------------------------------------------
         tok = self.tok
         command = data.StructLayout({"tag": TAG_WIDTH, "op": IoOp, "pieces": range(257),
-                                     "skip": 1, "length": range(MAX_TRANSFER_BYTES + 1)})
+                                     "skip": 1, "length": range(MAX_TRANSFER_BYTES + 1),
+                                     "ns_addr": config.namespace_addr_width})
         m.submodules.commands = commands = fifo.SyncFIFOBuffered(
             width=command.size, depth=COMMAND_DEPTH)
         m.submodules.consumers = consumers = fifo.SyncFIFOBuffered(
@@ -94,24 +99,17 @@ class FromHost(wiring.Component):
         entry = data.View(command, commands.w_data)
         m.d.comb += [
             entry.tag.eq(tok.p.tag), entry.op.eq(tok.p.op), entry.pieces.eq(tok.p.pieces),
-            entry.skip.eq(~runs), entry.length.eq(tok.p.length),
+            entry.skip.eq(~runs), entry.length.eq(tok.p.length), entry.ns_addr.eq(tok.p.ns_addr),
             consumers.w_data.eq(commands.w_data),
-            self.backend.p.op.eq(Mux(tok.p.op == IoOp.WRITE, BackendOp.WRITE, BackendOp.READ)),
-            self.backend.p.tag.eq(tok.p.tag),
-            self.backend.p.addr.eq(tok.p.ns_addr),
-            self.backend.p.length.eq(tok.p.length),
         ]
         fev = self.fail_event
         m.d.comb += [fev.p.tag.eq(tok.p.tag), fev.p.status.eq(fail), fev.p.media.eq(0),
                      # a Write's or Compare's backend part never runs either
                      fev.p.delta.eq(Mux(tok.p.op == IoOp.DSM, -1, -2))]
-        needs_backend = tok.p.op != IoOp.DSM
         with m.If(tok.valid & decided & commands.w_rdy & consumers.w_rdy):
             with m.If(runs):
-                m.d.comb += self.backend.valid.eq(needs_backend)
-                with m.If(~needs_backend | self.backend.ready):
-                    m.d.comb += [tok.ready.eq(1), commands.w_en.eq(1), consumers.w_en.eq(1)]
-                    m.d.sync += decided.eq(0)
+                m.d.comb += [tok.ready.eq(1), commands.w_en.eq(1), consumers.w_en.eq(1)]
+                m.d.sync += decided.eq(0)
             with m.Else():
                 m.d.comb += fev.valid.eq(1)
                 with m.If(fev.ready):
@@ -213,11 +211,24 @@ class FromHost(wiring.Component):
             ev.p.tag.eq(who.tag), ev.p.status.eq(final), ev.p.media.eq(0), ev.p.delta.eq(-1),
         ]
         differs = out.p.data != self.crdata.p.data
+        # The backend command of the command whose data is next: issued once, first.
+        issued = Signal()
+        m.d.comb += [
+            self.backend.p.op.eq(Mux(who.op == IoOp.WRITE, BackendOp.WRITE, BackendOp.READ)),
+            self.backend.p.tag.eq(who.tag),
+            self.backend.p.addr.eq(who.ns_addr),
+            self.backend.p.length.eq(who.length),
+        ]
+        needs_backend = (who.op == IoOp.WRITE) | (who.op == IoOp.COMPARE)
         with m.If(pending):
             m.d.comb += ev.valid.eq(1)
             with m.If(ev.ready):
                 m.d.comb += consumers.r_en.eq(1)
-                m.d.sync += [pending.eq(0), mismatch.eq(0)]
+                m.d.sync += [pending.eq(0), mismatch.eq(0), issued.eq(0)]
+        with m.Elif(consumers.r_rdy & needs_backend & ~issued):
+            m.d.comb += self.backend.valid.eq(1)
+            with m.If(self.backend.ready):
+                m.d.sync += issued.eq(1)
         with m.Elif(consumers.r_rdy):
             taken = Signal()
             with m.Switch(who.op):

@@ -32,6 +32,7 @@ from nvmetb.model import DoorbellWrite
 from nvmetb.packing import Packer
 
 from .harness import Backend, CheckedCore, Pattern
+from .io_report import save_io_stats
 from .profiling import CpuMeter, profiled
 
 __all__ = ["CocotbPorts", "CocotbBackend", "port_shapes", "run_scenario",
@@ -352,6 +353,7 @@ async def run_host_scenario(dut, scenario, config, dma="fast", seed=0, *, namesp
         with profiled(f"{scenario.__name__}-{dma}-{_sim()}"):
             await scenario(host, bench, **kwargs)
             await bench.compare()
+        save_io_stats(host, f"{getattr(scenario, '__name__', 'scenario')}-{dma}")
     finally:
         dma_ports.stop()
         backend.stop()

@@ -59,6 +59,7 @@ from nvmetb.usp.monitor import BeatMonitor
 
 from .cocotb_backend import CLOCK_NS, CocotbPorts
 from .harness import PATTERNS, CheckedCore, Mismatch, Pattern
+from .io_report import save_io_stats
 
 __all__ = ["UspBackend", "run_usp_scenario", "run_usp_host_scenario", "BAR0_BASE",
            "NP_CREDIT_LIMIT", "INTX_SENT_CYCLES"]
@@ -579,6 +580,7 @@ async def run_usp_host_scenario(dut, scenario, config, dma="fast", seed=0, *, se
     try:
         await with_timeout(scenario(host, bench, **kwargs), limit_us, "us")
         await bench.compare()
+        save_io_stats(host, f"{_name(scenario)}-{dma}")
         usp_dma.check()
         backend.check()
     finally:

@@ -178,6 +178,7 @@ class IoStats:
     bytes_to_device: int = 0
     bytes_to_host: int = 0
     max_in_flight: int = 0
+    largest: int = 0                  # bytes of the largest successful transfer
 
 
 class NvmIo:
@@ -442,6 +443,7 @@ class NvmIo:
                 if status.ok:
                     cmd.data = got
                     stats.bytes_to_host += len(got)
+                    stats.largest = max(stats.largest, len(got))
                 elif (refused or (status.sct, status.sc) == _DTE) and got != bytes(
                         [READ_FILL]) * len(got):
                     raise ProtocolError(f"{cmd} failed with {status} but wrote its buffer")
@@ -451,6 +453,7 @@ class NvmIo:
                                         f"only read")
                 if status.ok:
                     stats.bytes_to_device += len(got)
+                    stats.largest = max(stats.largest, len(got))
             cmd.prp.free(self.t)
         log.debug("nvme host: %s: %s", cmd, status)
         shadow = self.shadow

@@ -527,6 +527,7 @@ async def abort_io(host: NvmeHost, bench, *, reads=4, blocks=64):
     await bench.wait(2)                         # the last MSI-X messages land
     bench.forget_io(admin=True)
     await host.verify_io(blocks=2, first_lba=reads * blocks)
+    return aborted
 
 
 # -- data_integrity ------------------------------------------------------------------------------
