@@ -1,0 +1,245 @@
+"""Run a Linux guest against the simulated RTL and judge what it saw.
+
+:func:`cosim` fetches the guest (:mod:`.guest`), builds the core's Verilog for the
+simulator, starts the cocotb test ``cocotb_linux`` (which starts QEMU and serves its
+proxy device) and returns a :class:`Report`: one row per guest step (``@@STEP`` markers
+on the console) plus the host-side checks (Identify Controller compared with the
+CoreConfig, the driver's dmesg lines, shutdown seen on the register bus, DMA rules).
+
+    python -m nvmetb.linux [--steps bringup,list,...] [--sim verilator|icarus]
+                           [--accel tcg|kvm] [--timeout 1800]
+"""
+
+import argparse
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nvmecore import CoreConfig
+
+__all__ = ["CONFIG", "FULL_STEPS", "SHORT_STEPS", "Report", "cosim", "qemu_command",
+           "compare_id_ctrl"]
+
+#: The build Linux talks to: the shipped core (no test ports), a 4 MiB RAM disk (big
+#: enough for the kernel's partition scan and every data step).
+CONFIG = CoreConfig(namespace_bytes=4 << 20)
+
+FULL_STEPS = ("bringup", "list", "idctrl", "idns", "smartlog", "errorlog", "features",
+              "dd4k", "dd128k", "flush", "writezeroes", "discard", "format", "reset", "dmesg")
+SHORT_STEPS = ("bringup", "idctrl", "dd4k", "reset")
+
+#: Kernel command line: INTx only (the proxy carries no MSI), the handler polled every
+#: tick under TCG (where the proxy's irqfd goes nowhere), generous command time-outs.
+KERNEL_ARGS = ("console=ttyS0", "pci=nomsi", "nvme_core.admin_timeout=120",
+               "nvme_core.io_timeout=120", "panic=-1")
+TCG_ARGS = ("irqpoll", "nolapic_timer", "nohz=off")
+GUEST_RAM = "512M"
+
+
+def qemu_command(guest, steps, accel="tcg", console=None):
+    """The guest's QEMU; ``@FD@`` stands for the proxy socket's descriptor number."""
+    machine = "q35,memory-backend=mem" + (",kernel-irqchip=on" if accel == "kvm" else "")
+    append = [*KERNEL_ARGS, *(TCG_ARGS if accel == "tcg" else ()),
+              f"nvmetest={','.join(steps)}"]
+    return ["qemu-system-x86_64", "-accel", accel, "-machine", machine,
+            "-object", f"memory-backend-memfd,id=mem,share=on,size={GUEST_RAM}",
+            "-m", GUEST_RAM, "-cpu", "qemu64" if accel == "tcg" else "host", "-smp", "1",
+            "-display", "none", "-no-reboot", "-nodefaults",
+            "-serial", f"file:{console}" if console else "stdio",
+            "-kernel", str(guest.kernel), "-initrd", str(guest.initrd),
+            "-append", " ".join(append),
+            "-device", "x-pci-proxy-dev,id=nvmecore,fd=@FD@"]
+
+
+@dataclass
+class Row:
+    name: str
+    ok: bool
+    seconds: float | None = None
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    run_dir: Path
+    rows: list = field(default_factory=list)
+    driver_lines: list = field(default_factory=list)
+    wall: dict = field(default_factory=dict)
+
+    @property
+    def ok(self):
+        return bool(self.rows) and all(r.ok for r in self.rows)
+
+    def table(self):
+        width = max(len(r.name) for r in self.rows) if self.rows else 4
+        lines = [f"{'step':<{width}}  result  seconds  detail"]
+        for r in self.rows:
+            secs = f"{r.seconds:7.1f}" if r.seconds is not None else "      -"
+            lines.append(f"{r.name:<{width}}  {'PASS' if r.ok else 'FAIL'}    {secs}  "
+                         f"{r.detail}")
+        lines.append(f"{'all':<{width}}  {'PASS' if self.ok else 'FAIL'}")
+        return "\n".join(lines)
+
+
+_STAMP = re.compile(r"^\[\s*(\d+\.\d+)\]")
+
+
+def _steps(console: str):
+    """{step: (status, seconds, output lines)} from the ``@@STEP`` markers, which carry the
+    guest's uptime (under TCG the guest clock follows the host's)."""
+    out, current, lines, begun = {}, None, [], 0.0
+    for line in console.splitlines():
+        m = re.match(r"@@STEP (\w+) (BEGIN|END) ([\d.]+)(?: (\w+))?", line.strip())
+        if m and m.group(2) == "BEGIN":
+            current, lines, begun = m.group(1), [], float(m.group(3))
+        elif m and current == m.group(1):
+            out[current] = (m.group(4), float(m.group(3)) - begun, lines)
+            current = None
+        elif current is not None:
+            lines.append(line)
+    return out
+
+
+def _json_block(console, name):
+    m = re.search(rf"@@JSON-BEGIN {name}\n(.*?)@@JSON-END {name}", console, re.S)
+    if not m:
+        return None
+    text = "\n".join(ln for ln in m.group(1).splitlines() if not _STAMP.match(ln))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
+def compare_id_ctrl(ident: dict, config: CoreConfig) -> list[str]:
+    """Differences between ``nvme id-ctrl -o json`` and what ``config`` builds."""
+    problems = []
+
+    def want(field_, value, got=None):
+        got = ident.get(field_) if got is None else got
+        if isinstance(value, str):
+            got = (got or "").strip()
+        if got != value:
+            problems.append(f"{field_}: {got!r}, expected {value!r}")
+
+    want("vid", config.pci_vendor_id)
+    want("ssvid", config.pci_subsystem_vendor_id)
+    want("mn", config.model_number)
+    want("fr", config.firmware_revision)
+    if not str(ident.get("sn", "")).strip().startswith(config.serial_prefix):
+        problems.append(f"sn: {ident.get('sn')!r} does not start with {config.serial_prefix}")
+    if not str(ident.get("subnqn", "")).startswith(config.subnqn_base):
+        problems.append(f"subnqn: {ident.get('subnqn')!r} not under {config.subnqn_base}")
+    want("nn", 1)
+    want("ieee", config.ieee_oui)
+    return problems
+
+
+def judge(run_dir: Path, config: CoreConfig, steps) -> Report:
+    report = Report(run_dir)
+    console_file = run_dir / "console.log"
+    console = console_file.read_text(errors="replace") if console_file.is_file() else ""
+    device = json.loads((run_dir / "device.json").read_text()) \
+        if (run_dir / "device.json").is_file() else {}
+    seen = _steps(console)
+    for name in steps:
+        status, seconds, lines = seen.get(name, (None, None, []))
+        detail = "" if status else "not reached"
+        ok = status == "PASS"
+        if name == "idctrl" and ok:
+            ident = _json_block(console, "id-ctrl")
+            problems = ["no JSON"] if ident is None else compare_id_ctrl(ident, config)
+            ok = not problems
+            detail = "; ".join(problems) or "vid ssvid mn fr sn subnqn nn ieee match CoreConfig"
+        if name == "idns" and ok:
+            ns = _json_block(console, "id-ns")
+            blocks = config.namespace_bytes // 512
+            if ns is None or ns.get("nsze") != blocks:
+                ok, detail = False, f"nsze {ns and ns.get('nsze')}, expected {blocks}"
+            else:
+                detail = f"nsze {blocks} LBAs of 512 B"
+        if not ok and not detail:
+            tail = [ln for ln in lines if ln.strip()][-3:]
+            detail = " | ".join(t.strip()[:80] for t in tail)
+        report.rows.append(Row(name, ok, seconds, detail))
+    # The driver's lines, and what must not be among them.
+    report.driver_lines = list(dict.fromkeys(
+        ln.strip() for ln in console.splitlines()
+        if re.search(r"\bnvme\b|nvme0", ln) and _STAMP.match(ln.strip())))
+    bad = [ln for ln in report.driver_lines
+           if re.search(r"timeout|timed out|error|fail|abort|I/O \d+ QID", ln, re.I)]
+    report.rows.append(Row("dmesg-clean", not bad and bool(report.driver_lines), None,
+                           "; ".join(b.strip()[:100] for b in bad[:3])
+                           or f"{len(report.driver_lines)} nvme lines, none a warning"))
+    stats = device.get("stats", {})
+    shut = bool(stats.get("shutdowns")) and bool(stats.get("shutdown_complete"))
+    report.rows.append(Row("shutdown", shut and "reboot: Power down" in console, None,
+                           f"CC.SHN writes {len(stats.get('shutdowns', []))}, SHST complete "
+                           f"reads {len(stats.get('shutdown_complete', []))}"))
+    violations = device.get("violations", [])
+    report.rows.append(Row("dma-rules", bool(device) and not violations, None,
+                           "; ".join(violations[:3]) or
+                           f"{device.get('dma', {}).get('reads', 0)} reads, "
+                           f"{device.get('dma', {}).get('writes', 0)} writes checked"))
+    report.rows.append(Row("qemu-exit", device.get("qemu_rc") == 0 and
+                           not device.get("timed_out"), device.get("wall_s"),
+                           f"rc {device.get('qemu_rc')}, {device.get('cycles', 0)} cycles"))
+    return report
+
+
+def cosim(steps=FULL_STEPS, sim="verilator", accel="tcg", timeout_s=1800, run_name=None,
+          log=print) -> Report:
+    from nvmecore.cli import generate_verilog
+    from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir
+
+    from .guest import build_guest
+
+    wall = {}
+    t = time.monotonic()
+    guest = build_guest(log)
+    wall["guest"] = time.monotonic() - t
+    t = time.monotonic()
+    build_dir = build(sim, generate_verilog(CONFIG), "nvmecore")
+    wall["rtl-build"] = time.monotonic() - t
+    rdir = run_dir(run_name or f"linux-cosim-{sim}")
+    console = rdir / "console.log"
+    settings = {"run_dir": str(rdir), "timeout_s": timeout_s,
+                "qemu": qemu_command(guest, steps, accel, console)}
+    log(f"--- guest {guest.kernel_version}, steps {','.join(steps)}; run folder {rdir}")
+    t = time.monotonic()
+    error = None
+    try:
+        run(sim, build_dir, "nvmecore", "cocotb_linux", "linux_guest", rdir,
+            env={CONFIG_ENV: config_to_env(CONFIG), "NVMETB_LINUX": json.dumps(settings)})
+    except AssertionError as e:
+        error = str(e)
+    wall["simulation"] = time.monotonic() - t
+    report = judge(rdir, CONFIG, steps)
+    report.wall = {k: round(v, 1) for k, v in wall.items()}
+    if error:
+        report.rows.append(Row("cocotb", False, None, error.splitlines()[0][:120]))
+    (rdir / "report.txt").write_text(report.table() + "\n\nwall seconds: "
+                                     + json.dumps(report.wall) + "\n")
+    return report
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m nvmetb.linux", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", default=",".join(FULL_STEPS))
+    parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    parser.add_argument("--accel", default="tcg", choices=("tcg", "kvm"))
+    parser.add_argument("--timeout", type=int, default=1800, help="guest wall seconds")
+    args = parser.parse_args(argv)
+    report = cosim(tuple(args.steps.split(",")), args.sim, args.accel, args.timeout)
+    print(report.table())
+    print("wall seconds:", report.wall)
+    print(f"guest console, BAR0 trace and report: {report.run_dir}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
