@@ -86,7 +86,8 @@ class AdminTrace:
     def __init__(self, out):
         self.out = out
         self.regs = {}             # 32-bit BAR0 registers below the doorbells, as written
-        self.errors = []
+        self.errors = []           # (command, completion) line pairs
+        self._by_cid = {}
         self.commands = 0
 
     def write_reg(self, offset, value, size):
@@ -125,9 +126,10 @@ class AdminTrace:
             name = AdminOpcode(opc).name
         except ValueError:
             name = f"opcode {opc:#04x}"
-        self.out.write(f"{cycle} SQE cid={int(e.cdw0.cid):#06x} {name} nsid={int(e.nsid):#x} "
-                       f"cdw10={int(e.cdw10):#010x} cdw11={int(e.cdw11):#010x} "
-                       f"prp1={int(e.prp1):#x}\n")
+        line = (f"{cycle} SQE cid={int(e.cdw0.cid):#06x} {name} nsid={int(e.nsid):#x} "
+                f"cdw10={int(e.cdw10):#010x} cdw11={int(e.cdw11):#010x} prp1={int(e.prp1):#x}")
+        self._by_cid[int(e.cdw0.cid)] = line
+        self.out.write(line + "\n")
 
     def _cqe(self, c, cycle):
         status = c.status
@@ -136,7 +138,7 @@ class AdminTrace:
                 f"dnr={int(status.dnr)} dw0={int(c.dw0):#010x} sqhd={int(c.dw2.sqhd)}")
         self.out.write(line + "\n")
         if sct or sc:
-            self.errors.append(line)
+            self.errors.append((self._by_cid.get(int(c.cid), "?"), line))
 
 
 class GuestMemory(HostMemory):

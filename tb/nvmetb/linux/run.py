@@ -38,6 +38,11 @@ KERNEL_ARGS = ("console=ttyS0", "pci=nomsi", "nvme_core.admin_timeout=120",
 TCG_ARGS = ("irqpoll", "nolapic_timer", "nohz=off")
 GUEST_RAM = "512M"
 
+#: Admin commands the core refuses with Invalid Field, as docs/admin-commands.md says:
+#: Identify CNS 06h (the driver asks for the NVM command set's controller data whatever
+#: the version) and Get Features 06h (no volatile write cache; the features step).
+EXPECTED_ADMIN_ERRORS = (r"IDENTIFY .*cdw10=0x00000006 ", r"GET_FEATURES .*cdw10=0x00000006 ")
+
 
 def qemu_command(guest, steps, accel="tcg", console=None):
     """The guest's QEMU; ``@FD@`` stands for the proxy socket's descriptor number."""
@@ -179,6 +184,14 @@ def judge(run_dir: Path, config: CoreConfig, steps) -> Report:
     report.rows.append(Row("shutdown", shut and "reboot: Power down" in console, None,
                            f"CC.SHN writes {len(stats.get('shutdowns', []))}, SHST complete "
                            f"reads {len(stats.get('shutdown_complete', []))}"))
+    errors = device.get("admin_errors", [])
+    unexpected = [f"{cmd.split(' ', 1)[1]} -> {cqe.split(' ', 1)[1]}"
+                  for cmd, cqe in errors if not any(re.search(p, cmd) and re.search(
+                      r"sct=0 sc=0x02 dnr=1", cqe) for p in EXPECTED_ADMIN_ERRORS)]
+    report.rows.append(Row("admin-status", bool(device) and not unexpected, None,
+                           "; ".join(unexpected[:2]) or
+                           f"{device.get('admin_commands', 0)} admin commands, "
+                           f"{len(errors)} refused as documented"))
     violations = device.get("violations", [])
     report.rows.append(Row("dma-rules", bool(device) and not violations, None,
                            "; ".join(violations[:3]) or
