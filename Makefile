@@ -35,7 +35,7 @@ apt_install() { \
 }
 endef
 
-.PHONY: help setup system-deps venv test test-quick verilog verilog-usp lint clean distclean \
+.PHONY: help setup system-deps linux-deps linux-guest linux-cosim venv test test-quick verilog verilog-usp lint clean distclean \
         synth synth-check synth-baseline board bitstream
 
 help:
@@ -45,6 +45,8 @@ help:
 	@echo "make verilog     build/nvmecore.v; options via ARGS='--io-queues 64 ...'"
 	@echo "make verilog-usp build/nvmecore_usp.v: the FPGA top for an UltraScale+ PCIe IP"
 	@echo "make lint        ruff, then Verilator --lint-only -Wall on build/nvmecore.v"
+	@echo "make linux-cosim Linux's NVMe driver and nvme-cli in QEMU against the Verilog"
+	@echo "                 (docs/linux-cosim.md); ARGS='--steps bringup,dd4k --sim icarus'"
 	@echo "make synth       Yosys (synth_xilinx, UltraScale+) on the FPGA top at 256 and 512"
 	@echo "                 bits: docs/synthesis.md and build/synth/synth.json"
 	@echo "make synth-check make synth, failing on growth over docs/synth-baseline.json"
@@ -54,7 +56,9 @@ help:
 	@echo "make clean       build output and caches (keeps .venv)"
 	@echo "make distclean   clean, and remove .venv"
 
-setup: system-deps venv
+setup: system-deps linux-deps venv
+	@$(VBIN)/python -m nvmetb.linux.guest || \
+	  echo "warning: could not fetch the Linux guest now; 'make linux-cosim' fetches it" >&2
 	@echo "--- iverilog:  $$(iverilog -V 2>/dev/null | head -n1)"
 	@echo "--- verilator: $$($(VBIN)/python -m nvmetb.verilator --version)"
 	@echo "--- set-up done; run 'make test'"
@@ -84,6 +88,22 @@ system-deps:
 	for tool in iverilog vvp g++ make perl; do \
 	  command -v $$tool >/dev/null 2>&1 || { echo "error: $$tool still missing" >&2; exit 1; }; \
 	done
+
+# QEMU (7.2 has the multi-process proxy device) and lz4 (to unpack Debian's kernel) for
+# the Linux co-simulation.
+linux-deps:
+	@$(APT_INSTALL); \
+	pkgs=(); \
+	command -v qemu-system-x86_64 >/dev/null 2>&1 || pkgs+=(qemu-system-x86); \
+	command -v lz4 >/dev/null 2>&1 || pkgs+=(lz4); \
+	if [ $${#pkgs[@]} -gt 0 ]; then apt_install "$${pkgs[@]}"; fi
+
+# Debian's kernel, busybox and nvme-cli, fetched with apt-get into build/linux/.
+linux-guest: | $(VBIN)/pytest
+	$(VBIN)/python -m nvmetb.linux.guest
+
+linux-cosim: linux-deps | $(VBIN)/pytest
+	$(VBIN)/python -m nvmetb.linux $(ARGS)
 
 # Idempotent: reuses a working .venv, and `pip install -e` is quick when nothing changed.
 venv:

@@ -175,11 +175,18 @@ def _apt_download(packages, dest: Path):
 
 
 def _kernel_package():
-    out = _run(["apt-cache", "depends", KERNEL_META])
-    found = re.findall(r"Depends: (linux-image-[0-9][^\s]*-cloud-amd64)", out)
-    if not found:
-        raise RuntimeError(f"apt-cache depends {KERNEL_META} names no kernel image:\n{out}")
-    return found[0]
+    """The versioned kernel image the meta package depends on (the package lists are
+    updated first if they do not know it, as root)."""
+    for attempt in (0, 1):
+        out = subprocess.run(["apt-cache", "depends", KERNEL_META], text=True,
+                             capture_output=True).stdout
+        found = re.findall(r"Depends: (linux-image-[0-9][^\s]*-cloud-amd64)", out)
+        if found:
+            return found[0]
+        if attempt == 0 and os.geteuid() == 0:
+            _run(["apt-get", "update", "-q"])
+    raise RuntimeError(f"apt-cache depends {KERNEL_META} names no kernel image; run "
+                       "'apt-get update' as root")
 
 
 def _vmlinux(bzimage: Path, out: Path):
@@ -229,15 +236,18 @@ def _cpio(root: Path, busybox: Path, out: Path):
 
 
 def build_guest(log=print) -> Guest:
-    """Fetch and pack the guest into :data:`GUEST_DIR` (reused when already there)."""
+    """Fetch and pack the guest into :data:`GUEST_DIR` (reused when already there: a
+    newer Debian kernel is picked up after ``make clean``)."""
+    stamp = GUEST_DIR / "stamp"
+    want = f"v{GUEST_VERSION} {len(INIT)}"
+    if stamp.is_file() and stamp.read_text().split(" ", 1)[1:] == [want]:
+        version = stamp.read_text().split(" ", 1)[0]
+        guest = Guest(GUEST_DIR / "vmlinux", GUEST_DIR / "initramfs.gz", version)
+        if guest.kernel.is_file() and guest.initrd.is_file():
+            return guest
     kernel_pkg = _kernel_package()
     version = kernel_pkg.removeprefix("linux-image-")
-    stamp = GUEST_DIR / "stamp"
     guest = Guest(GUEST_DIR / "vmlinux", GUEST_DIR / "initramfs.gz", version)
-    want = f"{version} v{GUEST_VERSION} {len(INIT)}"
-    if stamp.is_file() and stamp.read_text() == want and guest.kernel.is_file() \
-            and guest.initrd.is_file():
-        return guest
     debs = LINUX_DIR / "debs"
     log(f"--- fetching {kernel_pkg} and {', '.join(USER_PACKAGES)} into {debs}")
     _apt_download([kernel_pkg, *USER_PACKAGES], debs)
@@ -277,7 +287,7 @@ def build_guest(log=print) -> Guest:
     init.write_text(INIT)
     init.chmod(0o755)
     _cpio(root, busybox, guest.initrd)
-    stamp.write_text(want)
+    stamp.write_text(f"{version} {want}")
     log(f"--- guest: {guest.kernel} ({version}), {guest.initrd} "
         f"({guest.initrd.stat().st_size // 1024} KiB)")
     return guest

@@ -39,9 +39,12 @@ TCG_ARGS = ("irqpoll", "nolapic_timer", "nohz=off")
 GUEST_RAM = "512M"
 
 #: Admin commands the core refuses with Invalid Field, as docs/admin-commands.md says:
-#: Identify CNS 06h (the driver asks for the NVM command set's controller data whatever
-#: the version) and Get Features 06h (no volatile write cache; the features step).
-EXPECTED_ADMIN_ERRORS = (r"IDENTIFY .*cdw10=0x00000006 ", r"GET_FEATURES .*cdw10=0x00000006 ")
+#: Identify CNS 06h (the driver asks for the NVM command set's Identify Controller at
+#: every (re)initialisation whatever the version), Identify CNS 05h (nvme-cli's id-ns and
+#: format ask for the NVM command set's Identify Namespace) and Get Features 06h (no
+#: volatile write cache; the features step).
+EXPECTED_ADMIN_ERRORS = (r"IDENTIFY .*cdw10=0x00000006 ", r"IDENTIFY .*cdw10=0x00000005 ",
+                         r"GET_FEATURES .*cdw10=0x00000006 ")
 
 
 def qemu_command(guest, steps, accel="tcg", console=None):
