@@ -231,6 +231,7 @@ class ProxyDevice:
         self._resp_valid = reader(dut.regs__resp__valid)
         self._resp_payload = reader(dut.regs__resp__payload)
         self._intx = reader(dut.intx)
+        self._rst = reader(dut.rst)
         self._bme = Output(dut.cfg__bus_master_enable, 0)
         self._responses = []
         self._intx_level = False
@@ -266,7 +267,10 @@ class ProxyDevice:
         return int(get_sim_time("ns")) // CLOCK_NS
 
     def _sample(self):
-        """Edge step: register-bus responses (``ready`` held high) and INTx."""
+        """Edge step: register-bus responses (``ready`` held high) and INTx; nothing in
+        reset (outputs may still be X under Icarus)."""
+        if self._rst() == 1:
+            return
         if self._resp_valid():
             self._responses.append(self._resp_payload())
         level = self._intx() == 1

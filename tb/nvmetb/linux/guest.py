@@ -41,7 +41,7 @@ PROGRAMS = ("usr/sbin/nvme",)
 LZ4_LEGACY_MAGIC = bytes.fromhex("02214c18")
 
 #: Bump to rebuild the initramfs when the init script or its contents change.
-GUEST_VERSION = 4
+GUEST_VERSION = 5
 
 # The guest's init: one shell function per step. The device is /dev/nvme0 with namespace
 # /dev/nvme0n1 (4 MiB at most a few MiB: every data step stays in its first MiB).
@@ -132,7 +132,14 @@ step_format() {
     [ "$(cat /sys/block/nvme0n1/queue/logical_block_size)" = 512 ] && roundtrip 4096 10 5
 }
 step_reset() { nvme reset $CTRL && sleep 1 && roundtrip 4096 11 11 && nvme list; }
-step_dmesg() { dmesg | grep -E 'nvme[0-9]|nvme |pci 0000:00:01'; true; }
+step_dmesg() {
+  dmesg | grep -E 'nvme[0-9]|nvme |pci 0000:00:01'
+  q=/sys/block/nvme0n1/queue
+  for f in logical_block_size max_hw_sectors_kb max_segments discard_max_hw_bytes \
+      write_zeroes_max_bytes nr_requests; do echo "queue/$f: $(cat $q/$f)"; done
+  grep -E 'nvme|CPU0' /proc/interrupts
+  true
+}
 
 steps=$(sed -n 's/.*nvmetest=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 for s in $steps; do
