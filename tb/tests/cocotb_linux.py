@@ -32,7 +32,8 @@ async def linux_guest(dut):
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     trace = open(run / "bar-trace.txt", "w")
     admin_trace = open(run / "admin-trace.txt", "w")
-    device = ProxyDevice(dut, config, Link(ours), trace=trace, admin_trace=admin_trace)
+    device = ProxyDevice(dut, config, Link(ours), trace=trace, admin_trace=admin_trace,
+                         device_id=settings["device_id"])
     await device.start()
     cmd = [a.replace("@FD@", str(theirs.fileno())) for a in settings["qemu"]]
     (run / "qemu-command.txt").write_text(" ".join(cmd) + "\n")

@@ -203,8 +203,9 @@ class DeviceStats:
 
 class ProxyDevice:
     def __init__(self, dut, config, link: Link, *, trace=None, idle_cycles=4096,
-                 chunk_cycles=32, idle_chunk=256, idle_sleep=0.002, admin_trace=None):
+                 chunk_cycles=32, idle_chunk=256, idle_sleep=0.002, admin_trace=None, device_id=0):
         self.dut = dut
+        self.device_id = device_id
         self.config = config
         self.link = link
         self.trace = trace
@@ -243,8 +244,9 @@ class ProxyDevice:
         dut = self.dut
         Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
         for name in ("regs__req__valid", "cfg__flr", "cfg__msix_enable",
-                     "cfg__msix_function_mask", "device_id"):
+                     "cfg__msix_function_mask"):
             getattr(dut, name).value = 0
+        dut.device_id.value = self.device_id
         dut.regs__resp__ready.value = 1
         dut.temperature.value = 313
         dut.cfg__max_payload_size.value = MAX_PAYLOAD_SIZE

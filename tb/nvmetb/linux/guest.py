@@ -41,7 +41,7 @@ PROGRAMS = ("usr/sbin/nvme",)
 LZ4_LEGACY_MAGIC = bytes.fromhex("02214c18")
 
 #: Bump to rebuild the initramfs when the init script or its contents change.
-GUEST_VERSION = 5
+GUEST_VERSION = 7
 
 # The guest's init: one shell function per step. The device is /dev/nvme0 with namespace
 # /dev/nvme0n1 (4 MiB at most a few MiB: every data step stays in its first MiB).
@@ -76,13 +76,18 @@ step_bringup() {
   [ -b $NS ] && [ -c $CTRL ] && ! grep -iE 'timeout|error|fail|abort' /tmp/drv
 }
 step_list() { nvme list && nvme list | grep -q nvme0n1; }
+hexdump() {  # hexdump NAME COMMAND...: the command's binary output as hex on the console
+  local rc
+  echo "@@HEX-BEGIN $1"; shift; "$@" -b > /tmp/raw && od -An -tx1 -v /tmp/raw
+  rc=$?; echo "@@HEX-END"; return $rc
+}
 step_idctrl() {
   echo @@JSON-BEGIN id-ctrl; nvme id-ctrl $CTRL -o json; echo @@JSON-END id-ctrl
-  nvme id-ctrl $CTRL -H >/dev/null
+  hexdump id-ctrl nvme id-ctrl $CTRL && nvme id-ctrl $CTRL -H >/dev/null
 }
 step_idns() {
   echo @@JSON-BEGIN id-ns; nvme id-ns $NS -o json; echo @@JSON-END id-ns
-  nvme id-ns $NS -H | grep -E 'nsze|ncap|nuse|in use'
+  hexdump id-ns nvme id-ns $NS && nvme id-ns $NS -H | grep -E 'nsze|ncap|nuse|in use'
 }
 step_smartlog() {
   echo @@JSON-BEGIN smart-log; nvme smart-log $CTRL -o json; echo @@JSON-END smart-log
@@ -90,7 +95,7 @@ step_smartlog() {
 step_errorlog() { nvme error-log $CTRL -e 4; }
 step_features() {
   # Every feature the core supports; 06h (no volatile write cache) must be refused.
-  rc=0
+  local rc=0 f
   for f in 1 2 4 5 7 8 9 0xa 0xb; do
     nvme get-feature $CTRL -f $f -H > /tmp/feat 2>&1 || { rc=1; echo "feature $f failed:"; }
     head -n 3 /tmp/feat
@@ -142,10 +147,10 @@ step_dmesg() {
 }
 
 steps=$(sed -n 's/.*nvmetest=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
-for s in $steps; do
-  echo "@@STEP $s BEGIN $(cut -d' ' -f1 /proc/uptime)"
-  if step_$s; then r=PASS; else r=FAIL; fi
-  echo "@@STEP $s END $(cut -d' ' -f1 /proc/uptime) $r"
+for STEP in $steps; do
+  echo "@@STEP $STEP BEGIN $(cut -d' ' -f1 /proc/uptime)"
+  if step_$STEP; then RESULT=PASS; else RESULT=FAIL; fi
+  echo "@@STEP $STEP END $(cut -d' ' -f1 /proc/uptime) $RESULT"
 done
 echo "@@DONE"
 sync

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nvmecore import CoreConfig
+from nvmecore.nvme.identify import identify_controller, identify_namespace
 
 __all__ = ["CONFIG", "FULL_STEPS", "SHORT_STEPS", "Report", "cosim", "qemu_command",
            "compare_id_ctrl"]
@@ -37,6 +38,8 @@ KERNEL_ARGS = ("console=ttyS0", "pci=nomsi", "nvme_core.admin_timeout=120",
                "nvme_core.io_timeout=120", "panic=-1")
 TCG_ARGS = ("irqpoll", "nolapic_timer", "nohz=off")
 GUEST_RAM = "512M"
+#: What the bench drives on the core's ``device_id`` port (it personalises SN, NQN, NGUID).
+DEVICE_ID = 0x2A
 
 #: Admin commands the core refuses with Invalid Field, as docs/admin-commands.md says:
 #: Identify CNS 06h (the driver asks for the NVM command set's Identify Controller at
@@ -122,6 +125,30 @@ def _json_block(console, name):
         return None
 
 
+def _hex_block(console, name):
+    m = re.search(rf"@@HEX-BEGIN {name}\n(.*?)@@HEX-END", console, re.S)
+    if not m:
+        return None
+    lines = [ln for ln in m.group(1).splitlines() if not _STAMP.match(ln.strip())]
+    try:
+        return bytes(int(tok, 16) for ln in lines for tok in ln.split())
+    except ValueError:
+        return None
+
+
+def compare_raw(name, got: bytes | None, want: bytes) -> list[str]:
+    """Differences between the bytes the guest read and the core's Identify ROM."""
+    if got is None:
+        return [f"{name}: no binary dump on the console"]
+    if len(got) != len(want):
+        return [f"{name}: {len(got)} bytes, expected {len(want)}"]
+    diff = [i for i in range(len(want)) if got[i] != want[i]]
+    if diff:
+        return [f"{name}: {len(diff)} bytes differ from the Identify ROM, first at "
+                f"{diff[0]:#x} ({got[diff[0]]:#04x}, expected {want[diff[0]]:#04x})"]
+    return []
+
+
 def compare_id_ctrl(ident: dict, config: CoreConfig) -> list[str]:
     """Differences between ``nvme id-ctrl -o json`` and what ``config`` builds."""
     problems = []
@@ -160,15 +187,21 @@ def judge(run_dir: Path, config: CoreConfig, steps) -> Report:
         if name == "idctrl" and ok:
             ident = _json_block(console, "id-ctrl")
             problems = ["no JSON"] if ident is None else compare_id_ctrl(ident, config)
+            problems += compare_raw("id-ctrl", _hex_block(console, "id-ctrl"),
+                                    identify_controller(config, DEVICE_ID))
             ok = not problems
-            detail = "; ".join(problems) or "vid ssvid mn fr sn subnqn nn ieee match CoreConfig"
+            detail = "; ".join(problems) or ("vid ssvid mn fr sn subnqn nn ieee match "
+                                             "CoreConfig; 4096 B equal to the Identify ROM")
         if name == "idns" and ok:
             ns = _json_block(console, "id-ns")
             blocks = config.namespace_bytes // 512
-            if ns is None or ns.get("nsze") != blocks:
-                ok, detail = False, f"nsze {ns and ns.get('nsze')}, expected {blocks}"
-            else:
-                detail = f"nsze {blocks} LBAs of 512 B"
+            problems = [] if ns is not None and ns.get("nsze") == blocks else \
+                [f"nsze {ns and ns.get('nsze')}, expected {blocks}"]
+            problems += compare_raw("id-ns", _hex_block(console, "id-ns"),
+                                    identify_namespace(config, DEVICE_ID))
+            ok = not problems
+            detail = "; ".join(problems) or (f"nsze {blocks} LBAs of 512 B; 4096 B equal "
+                                             "to the Identify ROM")
         if not ok and not detail:
             tail = [ln for ln in lines if ln.strip()][-3:]
             detail = " | ".join(t.strip()[:80] for t in tail)
@@ -222,7 +255,7 @@ def cosim(steps=FULL_STEPS, sim="verilator", accel="tcg", timeout_s=1800, run_na
     wall["rtl-build"] = time.monotonic() - t
     rdir = run_dir(run_name or f"linux-cosim-{sim}")
     console = rdir / "console.log"
-    settings = {"run_dir": str(rdir), "timeout_s": timeout_s,
+    settings = {"run_dir": str(rdir), "timeout_s": timeout_s, "device_id": DEVICE_ID,
                 "qemu": qemu_command(guest, steps, accel, console)}
     log(f"--- guest {guest.kernel_version}, steps {','.join(steps)}; run folder {rdir}")
     t = time.monotonic()
