@@ -202,8 +202,8 @@ class DeviceStats:
 
 
 class ProxyDevice:
-    def __init__(self, dut, config, link: Link, *, trace=None, idle_cycles=4096,
-                 chunk_cycles=32, idle_chunk=256, idle_sleep=0.002, admin_trace=None, device_id=0):
+    def __init__(self, dut, config, link: Link, *, trace=None, admin_trace=None, device_id=0,
+                 idle_cycles=4096, chunk_cycles=32, idle_chunk=256, idle_sleep=0.002):
         self.dut = dut
         self.device_id = device_id
         self.config = config
@@ -235,6 +235,7 @@ class ProxyDevice:
         self._rst = reader(dut.rst)
         self._bme = Output(dut.cfg__bus_master_enable, 0)
         self._responses = []
+        self._pushing = False
         self._intx_level = False
         self._last_cc = 0
 
@@ -290,7 +291,7 @@ class ProxyDevice:
 
     def _busy(self):
         rd, wr = self.dma.read.responder, self.dma.write.sink
-        return rd.outstanding or not wr.idle or self._req_valid.value
+        return rd.outstanding or not wr.idle or self._pushing
 
     async def serve(self, alive):
         """Answer the link until EOF, or until ``alive()`` turns false while idle."""
@@ -376,6 +377,7 @@ class ProxyDevice:
         return offset - shift, ((1 << size) - 1) << shift, 8 * shift
 
     async def _push(self, payload):
+        self._pushing = True
         self._req_payload.value = payload
         self._req_valid.value = 1
         while True:
@@ -383,6 +385,7 @@ class ProxyDevice:
             if self._req_ready() == 1:
                 break
         self._req_valid.value = 0
+        self._pushing = False
 
     async def bar_read(self, offset, size):
         qword, be, shift = self._lane(offset, size)
