@@ -41,7 +41,7 @@ PROGRAMS = ("usr/sbin/nvme",)
 LZ4_LEGACY_MAGIC = bytes.fromhex("02214c18")
 
 #: Bump to rebuild the initramfs when the init script or its contents change.
-GUEST_VERSION = 7
+GUEST_VERSION = 8
 
 # The guest's init: one shell function per step. The device is /dev/nvme0 with namespace
 # /dev/nvme0n1 (4 MiB at most a few MiB: every data step stays in its first MiB).
@@ -106,6 +106,28 @@ step_features() {
 }
 step_dd4k() { roundtrip 4096 1 3 && roundtrip 4096 2 200; }
 step_dd128k() { roundtrip 131072 3 1 && roundtrip 131072 4 7; }
+step_ddlarge() {
+  # 1 MiB in one direct write and one direct read at 2 MiB: the block layer splits each
+  # at MDTS (512 KiB), two commands in flight with PRP lists of 128 entries.
+  roundtrip 1048576 12 2
+}
+step_parallel() {
+  # Four writers at once (64 KiB blocks, 128 KiB each, from 3 MiB on), then four readers:
+  # several commands in flight on the one I/O queue, completing in any order.
+  local i
+  for i in 0 1 2 3; do pattern /tmp/p$i 131072 $((20 + i)); done
+  for i in 0 1 2 3; do
+    dd if=/tmp/p$i of=$NS bs=65536 seek=$((48 + 2 * i)) count=2 oflag=direct \
+      2>/dev/null &
+  done
+  wait
+  for i in 0 1 2 3; do
+    dd if=$NS of=/tmp/q$i bs=65536 skip=$((48 + 2 * i)) count=2 iflag=direct \
+      2>/dev/null &
+  done
+  wait
+  for i in 0 1 2 3; do cmp /tmp/p$i /tmp/q$i || return 1; done
+}
 step_flush() { nvme flush $NS -n 1; }
 step_writezeroes() {
   # 16 KiB of pattern at LBA 64; Write Zeroes of LBAs 64..79 (NLB 15, 0's based); the

@@ -29,7 +29,8 @@ __all__ = ["CONFIG", "FULL_STEPS", "SHORT_STEPS", "Report", "cosim", "qemu_comma
 CONFIG = CoreConfig(namespace_bytes=4 << 20)
 
 FULL_STEPS = ("bringup", "list", "idctrl", "idns", "smartlog", "errorlog", "features",
-              "dd4k", "dd128k", "flush", "writezeroes", "discard", "format", "reset", "dmesg")
+              "dd4k", "dd128k", "ddlarge", "parallel", "flush", "writezeroes", "discard",
+              "format", "reset", "dmesg")
 SHORT_STEPS = ("bringup", "idctrl", "dd4k", "reset")
 
 #: Kernel command line: INTx only (the proxy carries no MSI), the handler polled every
