@@ -41,7 +41,7 @@ PROGRAMS = ("usr/sbin/nvme",)
 LZ4_LEGACY_MAGIC = bytes.fromhex("02214c18")
 
 #: Bump to rebuild the initramfs when the init script or its contents change.
-GUEST_VERSION = 8
+GUEST_VERSION = 9
 
 # The guest's init: one shell function per step. The device is /dev/nvme0 with namespace
 # /dev/nvme0n1 (4 MiB at most a few MiB: every data step stays in its first MiB).
@@ -127,6 +127,33 @@ step_parallel() {
   done
   wait
   for i in 0 1 2 3; do cmp /tmp/p$i /tmp/q$i || return 1; done
+}
+step_smartcount() {
+  # One 4 KiB direct write and one direct read between two SMART logs: the host command
+  # counters move by exactly one each (the host compares the two JSON blocks).
+  echo @@JSON-BEGIN smart-before; nvme smart-log $CTRL -o json; echo @@JSON-END smart-before
+  roundtrip 4096 13 300 &&
+  echo @@JSON-BEGIN smart-after && nvme smart-log $CTRL -o json && echo @@JSON-END smart-after
+}
+step_resetio() {
+  # A controller reset while four writers run (64 direct 4 KiB writes each, from 2.5 MiB
+  # on): the driver cancels what is in flight and retries it after the reset; every
+  # writer succeeds and every block reads back.
+  local i rc=0
+  for i in 0 1 2 3; do pattern /tmp/r$i 262144 $((30 + i)); done
+  for i in 0 1 2 3; do
+    dd if=/tmp/r$i of=$NS bs=4096 seek=$((640 + 64 * i)) count=64 oflag=direct \
+      2>/tmp/e$i &
+  done
+  sleep 0.2
+  nvme reset $CTRL || rc=1
+  for i in 0 1 2 3; do wait %$((i + 1)) || { echo "writer $i: $(cat /tmp/e$i)"; rc=1; }; done
+  for i in 0 1 2 3; do
+    dd if=$NS of=/tmp/s$i bs=4096 skip=$((640 + 64 * i)) count=64 iflag=direct \
+      2>/dev/null && cmp /tmp/r$i /tmp/s$i || rc=1
+  done
+  dmesg | grep -E 'nvme nvme0' | tail -n 3
+  return $rc
 }
 step_flush() { nvme flush $NS -n 1; }
 step_writezeroes() {

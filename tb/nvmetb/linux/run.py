@@ -29,8 +29,8 @@ __all__ = ["CONFIG", "FULL_STEPS", "SHORT_STEPS", "Report", "cosim", "qemu_comma
 CONFIG = CoreConfig(namespace_bytes=4 << 20)
 
 FULL_STEPS = ("bringup", "list", "idctrl", "idns", "smartlog", "errorlog", "features",
-              "dd4k", "dd128k", "ddlarge", "parallel", "flush", "writezeroes", "discard",
-              "format", "reset", "dmesg")
+              "dd4k", "dd128k", "ddlarge", "parallel", "smartcount", "flush", "writezeroes",
+              "discard", "format", "reset", "resetio", "dmesg")
 SHORT_STEPS = ("bringup", "idctrl", "dd4k", "reset")
 
 #: Kernel command line: INTx only (the proxy carries no MSI), the handler polled every
@@ -203,6 +203,14 @@ def judge(run_dir: Path, config: CoreConfig, steps) -> Report:
             ok = not problems
             detail = "; ".join(problems) or (f"nsze {blocks} LBAs of 512 B; 4096 B equal "
                                              "to the Identify ROM")
+        if name == "smartcount" and ok:
+            before, after = (_json_block(console, f"smart-{w}") for w in ("before", "after"))
+            problems = ["no JSON"] if before is None or after is None else [
+                f"{k}: {before[k]} -> {after[k]}, expected +1" for k in
+                ("host_write_commands", "host_read_commands")
+                if int(after[k]) != int(before[k]) + 1]
+            ok = not problems
+            detail = "; ".join(problems) or "host read and write commands +1 each"
         if not ok and not detail:
             tail = [ln for ln in lines if ln.strip()][-3:]
             detail = " | ".join(t.strip()[:80] for t in tail)
