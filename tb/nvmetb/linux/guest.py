@@ -41,7 +41,7 @@ PROGRAMS = ("usr/sbin/nvme",)
 LZ4_LEGACY_MAGIC = bytes.fromhex("02214c18")
 
 #: Bump to rebuild the initramfs when the init script or its contents change.
-GUEST_VERSION = 9
+GUEST_VERSION = 10
 
 # The guest's init: one shell function per step. The device is /dev/nvme0 with namespace
 # /dev/nvme0n1 (4 MiB at most a few MiB: every data step stays in its first MiB).
@@ -136,21 +136,21 @@ step_smartcount() {
   echo @@JSON-BEGIN smart-after && nvme smart-log $CTRL -o json && echo @@JSON-END smart-after
 }
 step_resetio() {
-  # A controller reset while four writers run (64 direct 4 KiB writes each, from 2.5 MiB
-  # on): the driver cancels what is in flight and retries it after the reset; every
-  # writer succeeds and every block reads back.
+  # A controller reset while four writers of 512 KiB (random data, one direct write each,
+  # split at MDTS or 127 segments) are inside the controller: each takes about a second of
+  # simulation. The driver cancels what is in flight and resubmits it after the reset;
+  # every writer succeeds and everything reads back.
   local i rc=0
-  for i in 0 1 2 3; do pattern /tmp/r$i 262144 $((30 + i)); done
+  for i in 0 1 2 3; do dd if=/dev/urandom of=/tmp/r$i bs=524288 count=1 2>/dev/null; done
   for i in 0 1 2 3; do
-    dd if=/tmp/r$i of=$NS bs=4096 seek=$((640 + 64 * i)) count=64 oflag=direct \
-      2>/tmp/e$i &
+    dd if=/tmp/r$i of=$NS bs=524288 seek=$i count=1 oflag=direct 2>/tmp/e$i &
   done
-  sleep 0.2
+  sleep 0.5
   nvme reset $CTRL || rc=1
   for i in 0 1 2 3; do wait %$((i + 1)) || { echo "writer $i: $(cat /tmp/e$i)"; rc=1; }; done
   for i in 0 1 2 3; do
-    dd if=$NS of=/tmp/s$i bs=4096 skip=$((640 + 64 * i)) count=64 iflag=direct \
-      2>/dev/null && cmp /tmp/r$i /tmp/s$i || rc=1
+    dd if=$NS of=/tmp/s$i bs=524288 skip=$i count=1 iflag=direct 2>/dev/null &&
+      cmp /tmp/r$i /tmp/s$i || rc=1
   done
   dmesg | grep -E 'nvme nvme0' | tail -n 3
   return $rc
