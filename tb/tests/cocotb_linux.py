@@ -32,8 +32,8 @@ async def linux_guest(dut):
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     trace = open(run / "bar-trace.txt", "w")
     admin_trace = open(run / "admin-trace.txt", "w")
-    device = ProxyDevice(dut, config, Link(ours), trace=trace, admin_trace=admin_trace,
-                         device_id=settings["device_id"])
+    device = ProxyDevice(dut, config, Link(ours), top=settings["top"], trace=trace,
+                         admin_trace=admin_trace, device_id=settings["device_id"])
     await device.start()
     cmd = [a.replace("@FD@", str(theirs.fileno())) for a in settings["qemu"]]
     (run / "qemu-command.txt").write_text(" ".join(cmd) + "\n")
@@ -84,5 +84,6 @@ async def linux_guest(dut):
                  device.stats.bar_reads, device.stats.bar_writes, device.memory.read_count,
                  device.memory.write_count)
     device.memory.check()
+    device.port.check()
     assert not timed_out, "the guest did not power off in time"
     assert rc == 0, f"QEMU exited with {rc}: see qemu.log"

@@ -1,18 +1,22 @@
 """nvmecore's Verilog as the PCI function behind QEMU's proxy device, served from cocotb.
 
-:class:`ProxyDevice` owns the core's ports (a shipped build: no test ports) and answers
-the mpqemu link (:mod:`.mpqemu`) from one coroutine, :meth:`ProxyDevice.serve`:
+:class:`ProxyDevice` answers the mpqemu link (:mod:`.mpqemu`) from one coroutine,
+:meth:`ProxyDevice.serve`, through a port: :class:`CorePort`, the core's own ports (the
+shipped build, no test ports), or :class:`UspPort`, the FPGA top behind the adapter
+bench's models of the UltraScale+ hard IP. What it does:
 
 - configuration space: :class:`~.mpqemu.ConfigSpace` (bus master enable goes to
   ``cfg.bus_master_enable``);
 - BAR_READ / BAR_WRITE: offset = address modulo ``BAR0_SIZE``, one register-bus request
-  per access (byte enables from offset and size, never crossing a QWORD); a read is
-  answered with the core's response, a write once the core took the request;
-- DMA: ``dma_rd`` / ``dma_wr`` served by :class:`~nvmetb.dma.cocotb_ports.CocotbDma`
-  from the guest's shared RAM (:class:`GuestMemory`: the PCIe request rules of
+  (or one memory TLP) per access (byte enables from offset and size, never crossing a
+  QWORD); a read is answered with the core's response, a write once the core (or CQ)
+  took the request;
+- DMA: ``dma_rd`` / ``dma_wr`` (or RQ / RC) served from the guest's shared RAM
+  (:class:`GuestMemory`: the PCIe request rules of
   :class:`~nvmetb.hostmem.HostMemory` checked on every access, and an access outside
   guest RAM or without bus mastering is a violation);
-- INTx: each rising edge of ``intx`` (INTx not disabled in the command register) signals
+- INTx: each rising edge of ``intx`` or of the INTx message level (INTx not disabled in
+  the command register) signals
   the irqfd; a resample (the guest's EOI) with ``intx`` still high signals it again.
 
 Between messages the simulation runs flat out while the core is busy (DMA in flight or
@@ -58,7 +62,7 @@ from nvmetb.packing import Packer
 
 from .mpqemu import BAR, CONF, Cmd, ConfigSpace, GuestRam, Link
 
-__all__ = ["GuestMemory", "ProxyDevice", "DeviceStats", "CLOCK_NS"]
+__all__ = ["GuestMemory", "ProxyDevice", "DeviceStats", "CorePort", "UspPort", "CLOCK_NS"]
 
 CLOCK_NS = 4
 #: PCIe encodings of max payload size (256 B) and max read request size (512 B): what a
@@ -201,31 +205,19 @@ class DeviceStats:
     enables: int = 0
 
 
-class ProxyDevice:
-    def __init__(self, dut, config, link: Link, *, trace=None, admin_trace=None, device_id=0,
-                 idle_cycles=4096, chunk_cycles=32, idle_chunk=256, idle_sleep=0.002):
+class CorePort:
+    """The bare core's own ports (a shipped build): register bus, ``dma_rd`` / ``dma_wr``
+    served by :class:`~nvmetb.dma.cocotb_ports.CocotbDma`, ``cfg`` driven, ``intx``
+    read. ``read`` / ``write`` take a QWORD address, byte enables and QWORD-placed data,
+    as the register bus does."""
+
+    def __init__(self, dut, config, memory, device_id):
         self.dut = dut
-        self.device_id = device_id
         self.config = config
-        self.link = link
-        self.trace = trace
-        self.idle_cycles = idle_cycles
-        self.chunk_cycles = chunk_cycles
-        self.idle_chunk = idle_chunk
-        self.idle_sleep = idle_sleep
-        self.ram = GuestRam()
-        self.cfg = ConfigSpace(config.pci_vendor_id, config.pci_device_id,
-                               config.pci_subsystem_vendor_id, config.pci_subsystem_id)
-        self.memory = GuestMemory(self.ram, lambda: self.cfg.bus_master)
+        self.device_id = device_id
         self.edges = EdgeLoop(dut.clk)
-        self.dma = CocotbDma(dut, self.memory, DmaSettings(read_latency=1),
+        self.dma = CocotbDma(dut, memory, DmaSettings(read_latency=1),
                              width=config.data_width, edges=self.edges)
-        self.stats = DeviceStats()
-        self.admin = AdminTrace(admin_trace) if admin_trace is not None else None
-        if self.admin is not None:
-            self.memory.observe = lambda op, addr, payload: self.admin.observe(
-                op, addr, payload, self.cycles())
-        self.irqfd = self.resamplefd = None
         self._req_valid = dut.regs__req__valid
         self._req_payload = dut.regs__req__payload
         self._req_ready = reader(dut.regs__req__ready)
@@ -237,12 +229,10 @@ class ProxyDevice:
         self._responses = []
         self._pushing = False
         self._intx_level = False
-        self._last_cc = 0
-
-    # -- set-up -------------------------------------------------------------------------
 
     async def start(self):
         dut = self.dut
+        # cocotb's C++ clock: no Python wake-ups for the clock itself.
         Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
         for name in ("regs__req__valid", "cfg__flr", "cfg__msix_enable",
                      "cfg__msix_function_mask"):
@@ -256,18 +246,17 @@ class ProxyDevice:
         self.edges.add(self._sample)
         self.edges.start()
         self.dma.start()
-        await self._reset()
+        await self.reset()
 
-    async def _reset(self):
+    async def reset(self):
+        """The function's reset (DEVICE_RESET): the core's ``rst``."""
+        self._bme.set(0)
         self.dut.rst.value = 1
         await self.edges.wait(4)
         self.dut.rst.value = 0
         self.dma.flush()
         self._responses.clear()
         await self.edges.wait(self.config.msix_vectors + 4)     # the MSI-X table sweep
-
-    def cycles(self):
-        return int(get_sim_time("ns")) // CLOCK_NS
 
     def _sample(self):
         """Edge step: register-bus responses (``ready`` held high) and INTx; nothing in
@@ -276,7 +265,151 @@ class ProxyDevice:
             return
         if self._resp_valid():
             self._responses.append(self._resp_payload())
-        level = self._intx() == 1
+        self._intx_level = self._intx() == 1
+
+    def intx(self):
+        return self._intx_level
+
+    def busy(self):
+        rd, wr = self.dma.read.responder, self.dma.write.sink
+        return bool(rd.outstanding or not wr.idle or self._pushing)
+
+    async def set_bus_master(self, enable):
+        self._bme.set(enable)
+
+    async def _push(self, payload):
+        self._pushing = True
+        self._req_payload.value = payload
+        self._req_valid.value = 1
+        while True:
+            await RisingEdge(self.dut.clk)
+            if self._req_ready() == 1:
+                break
+        self._req_valid.value = 0
+        self._pushing = False
+
+    async def read(self, qword, be):
+        await self._push(_REQ.pack(addr=qword, write=0, be=be, data=0))
+        while not self._responses:
+            await self.edges.wait(1)
+        return self._responses.pop(0)
+
+    async def write(self, qword, be, value):
+        await self._push(_REQ.pack(addr=qword, write=1, be=be, data=value))
+
+    def stop(self):
+        self.dma.stop()
+        self.edges.stop()
+
+    def check(self):
+        pass
+
+
+class UspPort:
+    """The FPGA top (``nvmecore_usp``, a debug build): BAR0 accesses as TLPs on CQ with
+    their completions checked on CC, DMA on RQ / RC, configuration, INTx messages and FLR
+    as the hard IP does them: the adapter bench's own models
+    (:class:`~nvmetb.bench.usp_backend.UspBackend`,
+    :class:`~nvmetb.dma.usp_ports.UspDma`) over guest RAM. DEVICE_RESET is a
+    function-level reset."""
+
+    def __init__(self, dut, config, memory, device_id):
+        from nvmetb.bench.harness import PATTERNS
+        from nvmetb.bench.usp_backend import UspBackend, _usp_dma
+        from nvmetb.dma.usp_ports import UspDmaSettings
+
+        self.dut = dut
+        self.config = config
+        self.device_id = device_id
+        self.backend = UspBackend(dut, config, PATTERNS["fast"], ext_tag=True,
+                                  max_payload_size=MAX_PAYLOAD_SIZE,
+                                  max_read_request_size=MAX_READ_REQUEST_SIZE)
+        self.dma = _usp_dma(dut, self.backend, memory, UspDmaSettings(), config)
+        self.edges = self.backend.edges
+        self._bme = None
+
+    async def start(self):
+        await self.backend.start()
+        self.dut.device_id.value = self.device_id
+        self.dma.start()
+        await self.set_bus_master(False)
+
+    async def reset(self):
+        await self.set_bus_master(False)
+        await self.backend.flr()
+        await self.edges.wait(self.config.msix_vectors + 4)
+
+    def intx(self):
+        return self.backend.intx_level()
+
+    def busy(self):
+        d = self.dma
+        return bool(d._pending or d._outstanding or d._unanswered)
+
+    async def set_bus_master(self, enable):
+        if bool(enable) != self._bme:
+            self._bme = bool(enable)
+            await self.backend.set_cfg(False, False, bus_master_enable=self._bme)
+
+    async def read(self, qword, be):
+        return await self.backend.bus_read(qword, be)
+
+    async def write(self, qword, be, value):
+        await self.backend.bus_write(qword, be, value)
+
+    def stop(self):
+        self.dma.stop()
+        self.backend.stop()
+
+    def check(self):
+        """Fail if the design broke a rule of the hard IP (CC, cfg ports, INTx)."""
+        self.backend.check()
+
+
+PORTS = {"core": CorePort, "usp": UspPort}
+
+
+class ProxyDevice:
+    def __init__(self, dut, config, link: Link, *, top="core", trace=None, admin_trace=None,
+                 device_id=0, idle_cycles=4096, chunk_cycles=32, idle_chunk=256,
+                 idle_sleep=0.002):
+        self.dut = dut
+        self.config = config
+        self.link = link
+        self.trace = trace
+        self.idle_cycles = idle_cycles
+        self.chunk_cycles = chunk_cycles
+        self.idle_chunk = idle_chunk
+        self.idle_sleep = idle_sleep
+        self.ram = GuestRam()
+        self.cfg = ConfigSpace(config.pci_vendor_id, config.pci_device_id,
+                               config.pci_subsystem_vendor_id, config.pci_subsystem_id)
+        self.memory = GuestMemory(self.ram, lambda: self.cfg.bus_master)
+        self.port = PORTS[top](dut, config, self.memory, device_id)
+        self.edges = self.port.edges
+        self.stats = DeviceStats()
+        self.admin = AdminTrace(admin_trace) if admin_trace is not None else None
+        if self.admin is not None:
+            self.memory.observe = lambda op, addr, payload: self.admin.observe(
+                op, addr, payload, self.cycles())
+        self.irqfd = self.resamplefd = None
+        self._intx_level = False
+        self._last_cc = 0
+
+    # -- set-up -------------------------------------------------------------------------
+
+    async def start(self):
+        await self.port.start()
+        self.edges.add(self._sample)
+
+    @staticmethod
+    def cycles():
+        return int(get_sim_time("ns")) // CLOCK_NS
+
+    def _sample(self):
+        """Edge step: INTx as the port sees it (the core's pin, or the INTx messages the
+        hard IP sent)."""
+        level = self.port.intx()
         if level != self._intx_level:
             self._intx_level = self.cfg.intx = level
             if level:
@@ -289,10 +422,6 @@ class ProxyDevice:
 
     # -- serving --------------------------------------------------------------------------
 
-    def _busy(self):
-        rd, wr = self.dma.read.responder, self.dma.write.sink
-        return rd.outstanding or not wr.idle or self._pushing
-
     async def serve(self, alive):
         """Answer the link until EOF, or until ``alive()`` turns false while idle."""
         last_activity = self.cycles()
@@ -300,7 +429,7 @@ class ProxyDevice:
         while True:
             now = self.cycles()
             counts = (self.memory.read_count, self.memory.write_count)
-            if counts != seen or self._busy():
+            if counts != seen or self.port.busy():
                 seen, last_activity = counts, now
             idle = now - last_activity > self.idle_cycles
             waiting = [self.link.sock] + ([self.resamplefd] if self.resamplefd else [])
@@ -346,7 +475,7 @@ class ProxyDevice:
             addr, value, length = CONF.unpack_from(msg.payload)
             self.stats.config_writes += 1
             self.cfg.write(addr, value, length)
-            self._bme.set(self.cfg.bus_master)
+            await self.port.set_bus_master(self.cfg.bus_master)
             self.link.reply(0)
         elif msg.cmd == Cmd.BAR_READ:
             addr, _, size, _memory = BAR.unpack_from(msg.payload)
@@ -360,8 +489,7 @@ class ProxyDevice:
             self.stats.resets += 1
             log.info("mpqemu: device reset")
             self.cfg.reset()
-            self._bme.set(0)
-            await self._reset()
+            await self.port.reset()
             self.link.reply(0)
         else:
             raise AssertionError(f"mpqemu: unexpected message {msg.cmd.name}")
@@ -376,23 +504,9 @@ class ProxyDevice:
         shift = offset % 8
         return offset - shift, ((1 << size) - 1) << shift, 8 * shift
 
-    async def _push(self, payload):
-        self._pushing = True
-        self._req_payload.value = payload
-        self._req_valid.value = 1
-        while True:
-            await RisingEdge(self.dut.clk)
-            if self._req_ready() == 1:
-                break
-        self._req_valid.value = 0
-        self._pushing = False
-
     async def bar_read(self, offset, size):
         qword, be, shift = self._lane(offset, size)
-        await self._push(_REQ.pack(addr=qword, write=0, be=be, data=0))
-        while not self._responses:
-            await self.edges.wait(1)
-        value = self._responses.pop(0) >> shift & ((1 << 8 * size) - 1)
+        value = await self.port.read(qword, be) >> shift & ((1 << 8 * size) - 1)
         self.stats.bar_reads += 1
         self._note("R", offset, size, value)
         if offset == Reg.CSTS and size >= 4:
@@ -403,8 +517,7 @@ class ProxyDevice:
 
     async def bar_write(self, offset, value, size):
         qword, be, shift = self._lane(offset, size)
-        await self._push(_REQ.pack(addr=qword, write=1, be=be,
-                                   data=(value & ((1 << 8 * size) - 1)) << shift))
+        await self.port.write(qword, be, (value & ((1 << 8 * size) - 1)) << shift)
         self.stats.bar_writes += 1
         self._note("W", offset, size, value)
         if self.admin is not None:
@@ -425,6 +538,7 @@ class ProxyDevice:
                              f"{size} {value:#x}\n")
 
     def close(self):
+        self.port.stop()
         self.ram.close()
         for fd in (self.irqfd, self.resamplefd):
             if fd is not None:

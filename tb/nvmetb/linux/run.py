@@ -7,7 +7,7 @@ on the console) plus the host-side checks (Identify Controller compared with the
 CoreConfig, the driver's dmesg lines, shutdown seen on the register bus, DMA rules).
 
     python -m nvmetb.linux [--steps bringup,list,...] [--sim verilator|icarus]
-                           [--accel tcg|kvm] [--timeout 1800]
+                           [--accel tcg|kvm] [--top core|usp] [--timeout 1800]
 """
 
 import argparse
@@ -27,6 +27,9 @@ __all__ = ["CONFIG", "FULL_STEPS", "SHORT_STEPS", "Report", "cosim", "qemu_comma
 #: The build Linux talks to: the shipped core (no test ports), a 4 MiB RAM disk (big
 #: enough for the kernel's partition scan and every data step).
 CONFIG = CoreConfig(namespace_bytes=4 << 20)
+#: Behind the UltraScale+ adapter (``--top usp``): the FPGA top, with the test ports the
+#: adapter bench's models need.
+USP_CONFIG = CoreConfig(namespace_bytes=4 << 20, debug=True)
 
 FULL_STEPS = ("bringup", "list", "idctrl", "idns", "smartlog", "errorlog", "features",
               "dd4k", "dd128k", "ddlarge", "parallel", "smartcount", "flush", "writezeroes",
@@ -249,8 +252,8 @@ def judge(run_dir: Path, config: CoreConfig, steps) -> Report:
 
 
 def cosim(steps=FULL_STEPS, sim="verilator", accel="tcg", timeout_s=1800, run_name=None,
-          log=print) -> Report:
-    from nvmecore.cli import generate_verilog
+          top="core", log=print) -> Report:
+    from nvmecore.cli import USP_TOP_NAME, generate_usp_verilog, generate_verilog
     from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir
 
     from .guest import build_guest
@@ -260,22 +263,26 @@ def cosim(steps=FULL_STEPS, sim="verilator", accel="tcg", timeout_s=1800, run_na
     guest = build_guest(log)
     wall["guest"] = time.monotonic() - t
     t = time.monotonic()
-    build_dir = build(sim, generate_verilog(CONFIG), "nvmecore")
+    config, toplevel = (CONFIG, "nvmecore") if top == "core" else (USP_CONFIG, USP_TOP_NAME)
+    verilog = generate_verilog(config) if top == "core" else generate_usp_verilog(config)
+    build_dir = build(sim, verilog, toplevel)
     wall["rtl-build"] = time.monotonic() - t
-    rdir = run_dir(run_name or f"linux-cosim-{sim}")
+    rdir = run_dir(run_name or "-".join(["linux-cosim", *(["usp"] if top == "usp" else []),
+                                         sim]))
     console = rdir / "console.log"
     settings = {"run_dir": str(rdir), "timeout_s": timeout_s, "device_id": DEVICE_ID,
+                "top": top,
                 "qemu": qemu_command(guest, steps, accel, console)}
     log(f"--- guest {guest.kernel_version}, steps {','.join(steps)}; run folder {rdir}")
     t = time.monotonic()
     error = None
     try:
-        run(sim, build_dir, "nvmecore", "cocotb_linux", "linux_guest", rdir,
-            env={CONFIG_ENV: config_to_env(CONFIG), "NVMETB_LINUX": json.dumps(settings)})
+        run(sim, build_dir, toplevel, "cocotb_linux", "linux_guest", rdir,
+            env={CONFIG_ENV: config_to_env(config), "NVMETB_LINUX": json.dumps(settings)})
     except AssertionError as e:
         error = str(e)
     wall["simulation"] = time.monotonic() - t
-    report = judge(rdir, CONFIG, steps)
+    report = judge(rdir, config, steps)
     report.wall = {k: round(v, 1) for k, v in wall.items()}
     if error:
         report.rows.append(Row("cocotb", False, None, error.splitlines()[0][:120]))
@@ -290,9 +297,13 @@ def main(argv=None):
     parser.add_argument("--steps", default=",".join(FULL_STEPS))
     parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
     parser.add_argument("--accel", default="tcg", choices=("tcg", "kvm"))
+    parser.add_argument("--top", default="core", choices=("core", "usp"),
+                        help="core: the shipped core on its own ports; usp: the FPGA top "
+                        "behind the adapter bench's UltraScale+ hard-IP models")
     parser.add_argument("--timeout", type=int, default=1800, help="guest wall seconds")
     args = parser.parse_args(argv)
-    report = cosim(tuple(args.steps.split(",")), args.sim, args.accel, args.timeout)
+    report = cosim(tuple(args.steps.split(",")), args.sim, args.accel, args.timeout,
+                   top=args.top)
     print(report.table())
     print("wall seconds:", report.wall)
     print(f"guest console, BAR0 trace and report: {report.run_dir}")
