@@ -41,7 +41,7 @@ PROGRAMS = ("usr/sbin/nvme",)
 LZ4_LEGACY_MAGIC = bytes.fromhex("02214c18")
 
 #: Bump to rebuild the initramfs when the init script or its contents change.
-GUEST_VERSION = 10
+GUEST_VERSION = 11
 
 # The guest's init: one shell function per step. The device is /dev/nvme0 with namespace
 # /dev/nvme0n1 (4 MiB at most a few MiB: every data step stays in its first MiB).
@@ -92,7 +92,11 @@ step_idns() {
 step_smartlog() {
   echo @@JSON-BEGIN smart-log; nvme smart-log $CTRL -o json; echo @@JSON-END smart-log
 }
-step_errorlog() { nvme error-log $CTRL -e 4; }
+step_errorlog() {
+  # The first four entries as nvme-cli shows them, and as raw bytes (Get Log Page 01h).
+  nvme error-log $CTRL -e 4 | grep -E 'Entry|error_count|sqid|cmdid|status_field' &&
+  hexdump error-log nvme get-log $CTRL --log-id=1 --log-len=256
+}
 step_features() {
   # Every feature the core supports; 06h (no volatile write cache) must be refused.
   local rc=0 f

@@ -18,7 +18,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from amaranth.lib import data
+
 from nvmecore import CoreConfig
+from nvmecore.admin_layouts import ErrorLogEntry
 from nvmecore.nvme.identify import identify_controller, identify_namespace
 
 __all__ = ["CONFIG", "FULL_STEPS", "SHORT_STEPS", "Report", "cosim", "qemu_command",
@@ -153,6 +156,41 @@ def compare_raw(name, got: bytes | None, want: bytes) -> list[str]:
     return []
 
 
+def compare_error_log(raw: bytes | None, admin_errors) -> list[str]:
+    """The Error Information entries as the guest read them (raw log 01h) against the
+    admin completions with an error that the trace saw: each valid entry (non-zero error
+    count) names a refused admin command (SQID 0, its CID) with that completion's status
+    (phase tag 0), newest first."""
+    if raw is None:
+        return ["no binary dump on the console"]
+    refused = {}
+    for _, cqe in admin_errors:
+        m = re.search(r"cid=(0x[0-9a-f]+) sct=(\d+) sc=(0x[0-9a-f]+) dnr=(\d)", cqe)
+        if m:
+            refused[int(m.group(1), 0)] = tuple(int(v, 0) for v in m.groups()[1:])
+    layout = data.Layout.cast(ErrorLogEntry)
+    size = layout.size // 8
+    entries = [layout.from_bits(int.from_bytes(raw[i:i + size], "little"))
+               for i in range(0, len(raw) - size + 1, size)]
+    entries = [e for e in entries if int(e.error_count)]
+    if not entries and admin_errors:
+        return [f"no valid entry, {len(admin_errors)} refused admin commands"]
+    problems = []
+    for e in entries:
+        n, cid, st = int(e.error_count), int(e.cid), e.status
+        got = (st.sct.value, int(st.sc), int(st.dnr))
+        if int(e.sqid) != 0 or cid not in refused:
+            problems.append(f"entry {n}: SQID {int(e.sqid)} CID {cid:#x} is no refused "
+                            "admin command")
+        elif got != refused[cid] or int(st.p):
+            problems.append(f"entry {n}: SCT/SC/DNR/P {got + (int(st.p),)}, the CQE had "
+                            f"{refused[cid]} (phase 0)")
+    counts = [int(e.error_count) for e in entries]
+    if counts != sorted(counts, reverse=True):
+        problems.append(f"error counts {counts} not newest first")
+    return problems
+
+
 def compare_id_ctrl(ident: dict, config: CoreConfig) -> list[str]:
     """Differences between ``nvme id-ctrl -o json`` and what ``config`` builds."""
     problems = []
@@ -206,6 +244,12 @@ def judge(run_dir: Path, config: CoreConfig, steps) -> Report:
             ok = not problems
             detail = "; ".join(problems) or (f"nsze {blocks} LBAs of 512 B; 4096 B equal "
                                              "to the Identify ROM")
+        if name == "errorlog" and ok:
+            problems = compare_error_log(_hex_block(console, "error-log"),
+                                         device.get("admin_errors", []))
+            ok = not problems
+            detail = "; ".join(problems) or ("every valid entry is a refused admin command "
+                                             "with its status")
         if name == "smartcount" and ok:
             before, after = (_json_block(console, f"smart-{w}") for w in ("before", "after"))
             problems = ["no JSON"] if before is None or after is None else [
