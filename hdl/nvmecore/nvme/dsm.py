@@ -65,7 +65,7 @@ class DsmUnit(wiring.Component):
                    config.namespace_bytes >> LBA_DATA_SHIFTS[0])
         end = Signal(65)
         m.d.comb += end.eq(entry.slba + entry.nlb)
-        inside = (entry.nlb != 0) & ~end[64] & (end[:64] <= nsze)
+        inside = Signal()                        # registered in CHECK, used in RANGE
         # The read port holds its data unless asked (a read port's `en` is 1 by default).
         m.d.comb += rd.en.eq(0)
         back = self.backend
@@ -103,7 +103,7 @@ class DsmUnit(wiring.Component):
                                      rd.en.eq(1)]
                         if per_word > 1:
                             m.d.sync += lane.eq(index % per_word)
-                        m.next = "RANGE"
+                        m.next = "CHECK"
                     else:
                         m.d.comb += [rd.addr.eq(2 * index), rd.en.eq(1)]
                         m.next = "SECOND"
@@ -111,7 +111,12 @@ class DsmUnit(wiring.Component):
                 with m.State("SECOND"):
                     m.d.sync += lo.eq(rd.data)
                     m.d.comb += [rd.addr.eq(2 * index + 1), rd.en.eq(1)]
-                    m.next = "RANGE"
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                # The range's bounds, registered (the 64-bit add and compare stay out of the
+                # event's path).
+                m.d.sync += inside.eq((entry.nlb != 0) & ~end[64] & (end[:64] <= nsze))
+                m.next = "RANGE"
             with m.State("RANGE"):
                 with m.If(inside):
                     m.d.comb += [ev_out.valid.eq(1), ev_status.eq(OK), ev_delta.eq(1)]

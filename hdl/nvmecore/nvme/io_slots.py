@@ -130,9 +130,12 @@ class IoSlots(wiring.Component):
         m.submodules.events = events = StreamArbiter(IoEvent, self._sources)
         for i, source in enumerate(events.inputs):
             wiring.connect(m, wiring.flipped(getattr(self, f"events{i}")), source)
-        event = events.out.p
-        event_valid = events.out.valid
+        # The arbiter's choice is registered before it moves a count (a LUT-depth cut: the
+        # parts' event logic and the count's add stay out of one path).
+        event = Signal(IoEvent)
+        event_valid = Signal()
         m.d.comb += events.out.ready.eq(1)
+        m.d.sync += [event_valid.eq(events.out.valid), event.eq(events.out.p)]
         m.submodules.finished = finished = fifo.SyncFIFOBuffered(width=sw, depth=n)
         with m.If(event_valid):
             t = event.tag[:sw]
