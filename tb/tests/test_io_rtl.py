@@ -1,14 +1,15 @@
 """The NVM I/O path on the generated Verilog at core level, under Icarus and Verilator:
 every I/O scenario with the RAM disk (the default build, shared with test_core_rtl) and
 with the AXI4 backend behind cocotbext-axi's AxiRam, model in lock step, namespace
-compared."""
+compared. Behind the AXI4 backend Icarus runs the light scenarios only (LIGHT_SCENARIOS:
+the random and layout sweeps run there under Verilator)."""
 
 import pytest
 
 from nvmecore import CoreConfig
 from nvmecore.cli import generate_verilog
-from nvmetb.scenarios.io import IO_SCENARIOS, MEDIA_SCENARIOS
-from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
+from nvmetb.scenarios.io import IO_SCENARIOS, LIGHT_SCENARIOS, MEDIA_SCENARIOS
+from nvmetb.sim import CONFIG_ENV, SIMULATORS, build, config_to_env, run, run_dir
 from test_core_rtl import CONFIG as RAMDISK
 
 CONFIGS = {"ramdisk": RAMDISK, "axi": CoreConfig(debug=True, backend="axi")}
@@ -28,12 +29,14 @@ def verilog():
 
 
 def _params():
-    return [pytest.param(backend, scenario, id=f"{backend}-{scenario}")
-            for backend in CONFIGS for scenario in SCENARIOS[backend]]
+    """(simulator, backend, scenario), marked ``icarus`` / ``verilator`` as sim_params()."""
+    return [pytest.param(sim, backend, scenario, marks=getattr(pytest.mark, sim),
+                         id=f"{sim}-{backend}-{scenario}")
+            for sim in SIMULATORS for backend in CONFIGS for scenario in SCENARIOS[backend]
+            if sim != "icarus" or backend == "ramdisk" or scenario in LIGHT_SCENARIOS]
 
 
-@pytest.mark.parametrize(("backend", "scenario"), _params())
-@pytest.mark.parametrize("sim", sim_params())
+@pytest.mark.parametrize(("sim", "backend", "scenario"), _params())
 def test_io(sim, backend, scenario, verilog, request):
     build_dir = build(sim, verilog(backend), "nvmecore")
     run(sim, build_dir, "nvmecore", "cocotb_io", scenario, run_dir(request.node.nodeid),

@@ -1,13 +1,14 @@
 """Full stack under Icarus and Verilator: cocotbext-pcie's root complex and UltraScale+
 hard-IP model around the generated FPGA top (nvmecore_usp) — the shipped build, no test
 ports — at 256 and 512 bits with the RAM disk, and at 256 bits with the AXI4 backend
-behind cocotbext-axi's AxiRam."""
+behind cocotbext-axi's AxiRam (under Verilator: the AXI4 backend's behaviour is on Icarus at
+core level; here it is the data volume)."""
 
 import pytest
 
 from nvmecore import CoreConfig
 from nvmecore.cli import USP_TOP_NAME, generate_usp_verilog
-from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
+from nvmetb.sim import CONFIG_ENV, SIMULATORS, build, config_to_env, run, run_dir
 
 #: The default build (16 queue pairs, 17 vectors) at each hard-IP width, and with the
 #: AXI4 backend; the cocotb tests each runs (None: all of cocotb_pcie).
@@ -29,8 +30,13 @@ def verilog():
     return get
 
 
-@pytest.mark.parametrize("build_name", list(BUILDS))
-@pytest.mark.parametrize("sim", sim_params())
+def _params():
+    return [pytest.param(sim, name, marks=getattr(pytest.mark, sim), id=f"{sim}-{name}")
+            for sim in SIMULATORS for name in BUILDS
+            if not (sim == "icarus" and name.endswith("-axi"))]
+
+
+@pytest.mark.parametrize(("sim", "build_name"), _params())
 def test_pcie(sim, build_name, verilog, request):
     config, tests = BUILDS[build_name]
     build_dir = build(sim, verilog(build_name), USP_TOP_NAME)
