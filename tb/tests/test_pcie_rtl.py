@@ -1,8 +1,8 @@
 """Full stack under Icarus and Verilator: cocotbext-pcie's root complex and UltraScale+
 hard-IP model around the generated FPGA top (nvmecore_usp) — the shipped build, no test
 ports — at 256 and 512 bits with the RAM disk, and at 256 bits with the AXI4 backend
-behind cocotbext-axi's AxiRam (under Verilator: the AXI4 backend's behaviour is on Icarus at
-core level; here it is the data volume)."""
+behind cocotbext-axi's AxiRam (a pattern through every queue on both simulators; the random
+data-integrity volume under Verilator only, Icarus being 3-5x slower)."""
 
 import pytest
 
@@ -32,13 +32,14 @@ def verilog():
 
 def _params():
     return [pytest.param(sim, name, marks=getattr(pytest.mark, sim), id=f"{sim}-{name}")
-            for sim in SIMULATORS for name in BUILDS
-            if not (sim == "icarus" and name.endswith("-axi"))]
+            for sim in SIMULATORS for name in BUILDS]
 
 
 @pytest.mark.parametrize(("sim", "build_name"), _params())
 def test_pcie(sim, build_name, verilog, request):
     config, tests = BUILDS[build_name]
+    if sim == "icarus" and tests is not None:
+        tests = ",".join(t for t in tests.split(",") if t != "data_integrity")
     build_dir = build(sim, verilog(build_name), USP_TOP_NAME)
     run(sim, build_dir, USP_TOP_NAME, "cocotb_pcie", tests, run_dir(request.node.nodeid),
         env={CONFIG_ENV: config_to_env(config)})
