@@ -118,9 +118,11 @@ class BenchTransport(HostMemoryTransport):
         self.memory.clear_faults()
         self.mirror.failing.clear()
 
-    def forget_io(self, admin=False):
+    def forget_io(self, admin=False, undefined=()):
         """Stop comparing I/O completions and their interrupts so far; with ``admin``,
-        the admin queue's too.
+        the admin queue's too. ``undefined``: namespace byte ranges ``(start, stop)`` of
+        Writes that were in flight, which the RTL may or may not have done (not compared
+        until written again).
 
         Around a controller reset in the middle of traffic, which submitted commands the
         controller had fetched is a matter of timing: the model ran them all the moment
@@ -129,6 +131,8 @@ class BenchTransport(HostMemoryTransport):
         function-level reset in the middle of admin commands leaves their outcome to
         timing as well (``admin=True``; call :meth:`compare` before it)."""
         model = self.core.model
+        for start, stop in undefined:
+            model.store.mark_undefined(start, stop)
         for cqid in list(model.posted):
             if cqid != 0 or admin:
                 model.posted[cqid].clear()
@@ -170,6 +174,11 @@ class BenchTransport(HostMemoryTransport):
         cycles = max(1, int(us * CYCLES_PER_US))
         await self.core.wait(cycles)
         self.core.model.advance_time(cycles)
+
+    def intx(self) -> bool:
+        """The INTx level the RTL drives (the model's is compared by :meth:`compare`'s
+        callers through :meth:`CheckedCore.check`)."""
+        return bool(self.core.dut.intx())
 
     # -- Comparison ----------------------------------------------------------------------------
 
