@@ -25,6 +25,7 @@ terminates it and waits. A missing ``qemu-system-x86_64`` raises :class:`QemuMis
 which tests turn into a skip (:func:`qemu_binary` finds it).
 """
 
+import asyncio
 import atexit
 import base64
 import contextlib
@@ -36,7 +37,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +83,7 @@ class QemuError(RuntimeError):
 
 def qemu_binary() -> str | None:
     """Path of qemu-system-x86_64 (``$QEMU`` overrides), or None."""
-    return os.environ.get("QEMU") or shutil.which("qemu-system-x86_64")
+    return shutil.which(os.environ.get("QEMU") or "qemu-system-x86_64")
 
 
 def _die_with_parent():
@@ -399,6 +399,7 @@ class QemuTransport(Transport):
         return addr
 
     def mem_read(self, addr, n) -> bytes:
+        self._poll_msix()             # a CQ poll is the host's moment to see messages
         return self.qt.memread(addr, n)
 
     def mem_write(self, addr, data):
@@ -447,7 +448,8 @@ class QemuTransport(Transport):
             self.cfg_write(self.msix_cap, dword & 0xFFFF | control << 16)
 
     async def wait(self, us):
-        time.sleep(max(us, 1.0) * 1e-6)
+        # An asyncio sleep, so that a time-out around the scenario can cancel it here.
+        await asyncio.sleep(max(us, 1.0) * 1e-6)
         self._poll_msix()
 
     def function_level_reset(self):
