@@ -36,7 +36,7 @@ apt_install() { \
 endef
 
 .PHONY: help setup system-deps venv test test-quick verilog verilog-usp lint clean distclean \
-        synth synth-check synth-baseline board bitstream conformance
+        synth synth-check synth-baseline board bitstream conformance soak
 
 help:
 	@echo "make setup       system packages (Icarus, C++ toolchain), .venv with '.[dev]'"
@@ -46,6 +46,8 @@ help:
 	@echo "                 PCIe stack) and QEMU: a table, also in docs/conformance.md"
 	@echo "                 (FULL=1: every scenario through the PCIe stack too;"
 	@echo "                 TARGETS='model qemu' to choose)"
+	@echo "make soak EXAMPLES=N  stateful differential tests (Hypothesis): N examples on each"
+	@echo "                 of SHARDS (default: one per CPU) pytest-xdist workers"
 	@echo "make verilog     build/nvmecore.v; options via ARGS='--io-queues 64 ...'"
 	@echo "make verilog-usp build/nvmecore_usp.v: the FPGA top for an UltraScale+ PCIe IP"
 	@echo "make lint        ruff, then Verilator --lint-only -Wall on build/nvmecore.v"
@@ -117,6 +119,12 @@ test-quick: | $(VBIN)/pytest
 TARGETS ?= model rtl-icarus rtl-verilator pcie-icarus qemu
 conformance: | $(VBIN)/pytest
 	$(VBIN)/python -m nvmetb.conformance --targets $(TARGETS) $(if $(FULL),--pcie all,)
+
+EXAMPLES ?= 50
+SHARDS   ?= $(shell nproc 2>/dev/null || echo 2)
+soak: | $(VBIN)/pytest
+	NVMETB_EXAMPLES=$(EXAMPLES) NVMETB_SHARDS=$(SHARDS) $(VBIN)/pytest -n $(SHARDS) -s \
+	  tb/tests/test_stateful.py -k soak
 
 verilog: | $(VBIN)/pytest
 	@mkdir -p build
