@@ -16,13 +16,13 @@ from nvmetb.stateful import EXAMPLES_ENV, DifferentialMachine, SimServer, machin
 SHARDS = int(os.environ.get("NVMETB_SHARDS", "2"))
 
 
-def _run(examples, **kwargs):
+def _run(examples, steps=8, **kwargs):
     server = SimServer()
     start = time.monotonic()
     try:
         DifferentialMachine.server = server
         run_state_machine_as_test(DifferentialMachine, settings=machine_settings(
-            examples, suppress_health_check=list(HealthCheck), **kwargs))
+            examples, steps, suppress_health_check=list(HealthCheck), **kwargs))
     finally:
         DifferentialMachine.server = None
         server.close()
@@ -35,8 +35,8 @@ def _run(examples, **kwargs):
 @pytest.mark.quick
 def test_differential_quick():
     """A fixed budget, the same sequences every run (derandomised)."""
-    server = _run(3, derandomize=True, database=None)
-    assert server.examples >= 3 and server.commands > 3 * 20
+    server = _run(3, steps=6, derandomize=True, database=None)
+    assert server.examples >= 3 and server.commands > 3 * 15
 
 
 @pytest.mark.skipif(EXAMPLES_ENV not in os.environ, reason="soak: make soak EXAMPLES=N")

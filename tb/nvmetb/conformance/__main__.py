@@ -6,8 +6,8 @@ the table, write it to docs/conformance.md; exit 1 if any scenario failed anywhe
     python -m nvmetb.conformance --scenarios bring_up cq_full --no-write
     python -m nvmetb.conformance --pcie all           # every scenario through the PCIe stack
 
-By default the PCIe stack runs the scenarios marked ``pcie_ci`` (its simulation is the
-slowest); ``--pcie all`` runs them all there.
+By default the PCIe stack runs the scenarios marked ``ci_slice`` (its simulation is the
+slowest); ``--pcie all`` (``make conformance FULL=1``) runs them all there.
 """
 
 import argparse
@@ -35,7 +35,7 @@ def run(targets, names=None, pcie="ci"):
         else:
             chosen = names or list(SCENARIOS)
             if target.startswith("pcie") and pcie == "ci":
-                chosen = [n for n in chosen if SCENARIOS[n].pcie_ci]
+                chosen = [n for n in chosen if SCENARIOS[n].ci_slice]
             got = run_rtl(target, chosen)
         print(f"--- {target}: {len(got)} scenarios in {time.monotonic() - start:.1f} s",
               flush=True)

@@ -134,7 +134,7 @@ def lba_format_index(c: Run, lbads):
 
 # == Bring-up and registers ===============================================================
 
-@scenario("bring-up", pcie_ci=True)
+@scenario("bring-up", ci_slice=True)
 async def bring_up(c: Run):
     """The Linux 6.1 bring-up (disable, MSI-X, admin queues, enable, Identify, Number of
     Queues, I/O queues, AER): RDY = 1 with CFS = 0, every step succeeds, the pairs asked
@@ -195,7 +195,7 @@ async def enable_bad_css_mps(c: Run):
     await enable_with(c, "MPS 5", mps=5)
 
 
-@scenario("bring-up", pcie_ci=True)
+@scenario("bring-up", ci_slice=True)
 async def controller_reset(c: Run):
     """CC.EN 1→0: RDY clears within CAP.TO, AQA / ASQ / ACQ keep their values, every
     queue is gone (a doorbell to an old I/O SQ is an invalid-register event after the
@@ -217,7 +217,7 @@ async def controller_reset(c: Run):
     await h.verify_io(blocks=2)
 
 
-@scenario("bring-up", pcie_ci=True)
+@scenario("bring-up", ci_slice=True)
 async def shutdown_normal(c: Run):
     """CC.SHN = 01b after deleting the I/O queues (Linux's order): SHST reaches 10b,
     RDY stays 1; CC.EN = 0 then clears CSTS and the controller comes up again."""
@@ -284,7 +284,7 @@ async def interrupt_mask_registers(c: Run):
 
 # == Admin commands and their status codes ===============================================
 
-@scenario("admin", pcie_ci=True)
+@scenario("admin", ci_slice=True)
 async def admin_gating(c: Run):
     """An unknown admin opcode: Invalid Opcode + DNR; PSDT ≠ 0 on an admin command:
     Invalid Field + DNR; FUSE ≠ 0: Invalid Field (DNR the controller's choice)."""
@@ -297,7 +297,7 @@ async def admin_gating(c: Run):
              G.INVALID_FIELD)
 
 
-@scenario("admin", pcie_ci=True)
+@scenario("admin", ci_slice=True)
 async def identify_controller(c: Run):
     """Identify Controller: SQES 66h, CQES 44h, VER 1.4, AERL 3, MDTS 7 (both are set
     so), CNTRLTYPE 1, VID = the PCI vendor ID. SN, MN, FR, NN and ONCS are the
@@ -392,7 +392,7 @@ async def identify_prp_offset(c: Run):
              G.INVALID_PRP_OFFSET, True)
 
 
-@scenario("admin", pcie_ci=True)
+@scenario("admin", ci_slice=True)
 async def create_cq_errors(c: Run):
     """Create I/O CQ refused: QID 0, above the maximum, or existing → Invalid Queue
     Identifier + DNR; QSIZE 0 or above CAP.MQES → Invalid Queue Size + DNR; PRP1 not
@@ -469,7 +469,7 @@ async def delete_queue_errors(c: Run):
              qemu=(C.COMPLETION_QUEUE_INVALID, True, WHY_DELETE_CQ))
 
 
-@scenario("admin", pcie_ci=True)
+@scenario("admin", ci_slice=True)
 async def queue_lifecycle(c: Run):
     """Delete an I/O SQ and CQ and create them again with another size: each step
     succeeds, the new CQ's phase starts at 1 again and commands on it complete."""
@@ -635,7 +635,7 @@ async def features_sel_and_cache(c: Run):
 
 # == Asynchronous events and doorbells ======================================================
 
-@scenario("events", pcie_ci=True)
+@scenario("events", ci_slice=True)
 async def doorbell_invalid_register(c: Run):
     """A doorbell write to a queue that does not exist completes the held AER: type 0
     (error), info 00h (invalid doorbell register), log 01h."""
@@ -673,7 +673,7 @@ async def cq_doorbell_invalid_value(c: Run):
     c.equal("event DW0", cqe.dw0 & 0xFFFFFF, 0x01_01_00)
 
 
-@scenario("events")
+@scenario("events", ci_slice=True)
 async def aer_masked_until_log_read(c: Run):
     """After an error event, the error type is masked: a second invalid doorbell with a
     new AER held completes nothing until the Error Information log is read with RAE =
@@ -723,7 +723,7 @@ async def aer_temperature(c: Run):
     c.equal("critical warning bit 1", smart.critical_warning.as_value().value >> 1 & 1, 1)
 
 
-@scenario("events", pcie_ci=True)
+@scenario("events", ci_slice=True)
 async def abort_held_aer(c: Run):
     """Abort of a held AER: the Abort succeeds with DW0 bit 0 = 0 and the AER completes
     with Command Abort Requested; Abort of a CID not outstanding: DW0 bit 0 = 1; Abort
@@ -746,7 +746,7 @@ async def abort_held_aer(c: Run):
 
 # == Queues: SQHD, CID, phase, CQ full ===================================================
 
-@scenario("queues", pcie_ci=True)
+@scenario("queues", ci_slice=True)
 async def cq_wrap_phase(c: Run):
     """Ten Flushes one after the other on a 4-entry CQ: the phase tag is 1 on the first
     pass and flips at each wrap; SQHD follows the SQ's head; each CID comes back."""
@@ -775,7 +775,7 @@ async def admin_queue_wrap(c: Run):
         c.equal(f"entry {k} SQHD", cqe.dw2.sqhd, (k + 1) % 8)
 
 
-@scenario("queues")
+@scenario("queues", ci_slice=True)
 async def cq_full(c: Run):
     """A 4-entry CQ holds at most 3 unconsumed entries: with 6 Flushes submitted and
     none consumed, exactly 3 entries are posted and none is overwritten; consuming them
@@ -835,7 +835,7 @@ async def many_queues_in_flight(c: Run):
 
 # == Interrupts ===========================================================================
 
-@scenario("interrupts", pcie_ci=True)
+@scenario("interrupts", ci_slice=True)
 async def msix_per_queue(c: Run):
     """Each I/O CQ's completions raise its own vector (IV = QID): a Flush on SQ 1 fires
     vector 1 and not vector 2, one on SQ 2 fires vector 2."""
@@ -852,7 +852,7 @@ async def msix_per_queue(c: Run):
     c.true("vector 2 fired", vector_count(c, 2) > base[2])
 
 
-@scenario("interrupts")
+@scenario("interrupts", ci_slice=True)
 async def msix_masked_pba(c: Run):
     """A completion on a masked vector sends nothing and sets its PBA bit; unmasking
     sends the message and clears the bit."""
@@ -904,7 +904,7 @@ async def cq_interrupts_disabled(c: Run):
     c.equal("vector 2 silent", vector_count(c, 2), before)
 
 
-@scenario("interrupts")
+@scenario("interrupts", ci_slice=True)
 async def intx_masking(c: Run):
     """MSI-X disabled: a completion asserts INTx; INTMS masks it; INTMC unmasks it;
     consuming the entries releases it."""
@@ -936,7 +936,7 @@ async def io_up(c: Run, queues=2):
     return c.host
 
 
-@scenario("io", pcie_ci=True)
+@scenario("io", ci_slice=True)
 async def write_read_prp_shapes(c: Run):
     """Write then Read back across PRP shapes: a DWORD offset in PRP1, PRP1 + PRP2, a
     PRP list, a list with an offset, data above 4 GiB; what is read is what was
@@ -1016,7 +1016,7 @@ async def mdts_limit(c: Run):
              G.INVALID_FIELD, True)
 
 
-@scenario("io", pcie_ci=True)
+@scenario("io", ci_slice=True)
 async def lba_out_of_range(c: Run):
     """LBA Out of Range + DNR: a Read, a Write and a Write Zeroes past the end, and a
     Read whose SLBA + NLB overflows 64 bits; the last block itself is fine."""
@@ -1070,7 +1070,7 @@ async def io_invalid_opcode(c: Run):
              G.INVALID_FIELD)
 
 
-@scenario("io", pcie_ci=True)
+@scenario("io", ci_slice=True)
 async def flush_and_write_zeroes(c: Run):
     """Flush succeeds; Write Zeroes over part of written data: those blocks read as
     zeroes, the blocks around keep their data."""
@@ -1108,7 +1108,7 @@ async def dataset_management(c: Run):
         c.equal("deallocated 16..23 read zero", back[16 * size:24 * size], bytes(8 * size))
 
 
-@scenario("io")
+@scenario("io", ci_slice=True)
 async def compare_command(c: Run):
     """Compare with the data stored: success; with one byte different: Compare Failure
     (2/85h)."""
@@ -1162,7 +1162,7 @@ async def abort_io_command(c: Run):
     c.status("a Flush after", await h.flush(1, check=False), G.SUCCESS)
 
 
-@scenario("io", pcie_ci=True)
+@scenario("io", ci_slice=True)
 async def reset_in_traffic(c: Run):
     """CC.EN = 0 with Writes in flight on two queues: RDY clears within CAP.TO; every
     entry posted before names a submitted CID (the driver checks); after bring-up the
@@ -1186,7 +1186,7 @@ async def reset_in_traffic(c: Run):
     await h.verify_io(blocks=2, first_lba=80)
 
 
-@scenario("io")
+@scenario("io", ci_slice=True)
 async def dma_error_data_transfer(c: Run):
     """A Write whose data page cannot be read completes with Data Transfer Error; the
     next commands work."""

@@ -82,7 +82,7 @@ def run_qemu(names=None, config=CONFIG) -> list[Result]:
         with transport:
             host = NvmeHost(transport, poll_us=2.0, command_timeout_us=2_000_000)
             results.append(asyncio.run(asyncio.wait_for(
-                run_scenario(SCENARIOS[name], host, "qemu", set(), facts(config)), 60)))
+                run_scenario(SCENARIOS[name], host, "qemu", {"intx"}, facts(config)), 60)))
     return results
 
 

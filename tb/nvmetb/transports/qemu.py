@@ -16,6 +16,7 @@ NVMe device on a raw image, and the qtest protocol on a Unix socket. Through qte
   page: a message is QEMU's write of the vector's data there. The transport clears the
   DWORD once it has seen a message, so two messages of one vector that land between two
   looks count as one (:meth:`msix_messages` is "at least one since the last look");
+- sees INTx as the I/O APIC input it drives (qtest's ``irq_intercept_in``);
 - lets time pass in real time (:meth:`wait` sleeps: the VM runs, so QEMU's virtual clock
   and the device's timers move).
 
@@ -101,6 +102,8 @@ class Qtest:
         self.sock.settimeout(timeout_s)
         self._buffer = b""
         self.commands = 0
+        #: Interrupt lines intercepted (``irq_intercept_in``): GSI -> level.
+        self.irq_levels: dict[int, bool] = {}
 
     def _line(self) -> str:
         while b"\n" not in self._buffer:
@@ -120,6 +123,8 @@ class Qtest:
         while True:
             reply = self._line()
             if reply.startswith("IRQ"):
+                _, what, line = reply.split()[:3]
+                self.irq_levels[int(line)] = what == "raise"
                 continue
             words = reply.split()
             if not words or words[0] != "OK":
@@ -357,8 +362,9 @@ class QemuTransport(Transport):
         self.cfg_write(_PCI_BAR0 + 4, 0)
         self.bar0 = _BAR0
         self._command(set_bits=_PCI_COMMAND_MEMORY)
-        # Clear the message page.
+        # Clear the message page; report the interrupt controller's input lines (INTx).
         self.qt.memwrite(_MSIX_PAGE, bytes(PAGE_SIZE))
+        self.qt.cmd("irq_intercept_in ioapic")
         log.info("qemu: NVMe function %02x:%02x.%x (ID %08x), BAR0 %#x (%d KiB), %d MSI-X "
                  "vectors", *self.bdf, self.pci_ids, self.bar0, size // 1024,
                  self.msix_table_size)
@@ -431,6 +437,12 @@ class QemuTransport(Transport):
     def msix_messages(self):
         self._poll_msix()
         return list(self.msix)
+
+    def intx(self) -> bool:
+        """The function's INTx level, as the I/O APIC sees it (through the chipset's
+        PIRQ routing; nothing else on this machine raises a line)."""
+        self.qt.read(self.bar0, 4)            # a reply comes after every IRQ line before it
+        return any(self.qt.irq_levels.values())
 
     # -- PCI function and time ------------------------------------------------------------
 
