@@ -47,7 +47,8 @@ help:
 	@echo "                 (FULL=1: every scenario through the PCIe stack too;"
 	@echo "                 TARGETS='model qemu' to choose)"
 	@echo "make soak EXAMPLES=N  stateful differential tests (Hypothesis): N examples on each"
-	@echo "                 of SHARDS (default: one per CPU) pytest-xdist workers"
+	@echo "                 of SHARDS (default: one per CPU) pytest-xdist workers, on"
+	@echo "                 SOAK_SIM=verilator (default) or amaranth"
 	@echo "make verilog     build/nvmecore.v; options via ARGS='--io-queues 64 ...'"
 	@echo "make verilog-usp build/nvmecore_usp.v: the FPGA top for an UltraScale+ PCIe IP"
 	@echo "make lint        ruff, then Verilator --lint-only -Wall on build/nvmecore.v"
@@ -122,9 +123,10 @@ conformance: | $(VBIN)/pytest
 
 EXAMPLES ?= 50
 SHARDS   ?= $(shell nproc 2>/dev/null || echo 2)
+SOAK_SIM ?= verilator
 soak: | $(VBIN)/pytest
 	NVMETB_EXAMPLES=$(EXAMPLES) NVMETB_SHARDS=$(SHARDS) $(VBIN)/pytest -n $(SHARDS) -s \
-	  tb/tests/test_stateful.py -k soak
+	  tb/tests/test_stateful.py -k "soak and $(SOAK_SIM)"
 
 verilog: | $(VBIN)/pytest
 	@mkdir -p build

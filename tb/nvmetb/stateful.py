@@ -37,11 +37,13 @@ from nvmecore.layouts import DOORBELL_BASE, MSIX_PBA_BASE, MSIX_TABLE_BASE, Reg
 from nvmecore.nvm_layouts import BROADCAST_NSID, PAGE_BYTES
 from nvmetb.host import NvmeHost, PrpLayout, pattern
 
-__all__ = ["SimServer", "DifferentialMachine", "machine_settings", "CONFIG", "EXAMPLES_ENV"]
+__all__ = ["SimServer", "DifferentialMachine", "machine_settings", "run_machine",
+           "run_cocotb_machine", "CONFIG", "EXAMPLES_ENV"]
 
 #: A small build: two I/O queue pairs keep the bring-up short in the Amaranth simulator.
 CONFIG = CoreConfig(io_queues=2, max_queue_entries=64, data_width=128, debug=True)
 EXAMPLES_ENV = "NVMETB_EXAMPLES"
+IO_QUEUES = 2                          # the pairs every example brings up
 QUEUE_ENTRIES = 8
 REGION_BLOCKS = 256                    # the LBAs the rules use (128 KiB at 512 B)
 
@@ -119,6 +121,96 @@ class SimServer:
         self._thread.join(60)
 
 
+class _QueueServer:
+    """What :class:`DifferentialMachine` needs of a simulation, for one that runs in
+    another thread (cocotb's): :meth:`call` queues the job and waits for the answer."""
+
+    def __init__(self, bench, config, namespace):
+        self.bench, self.config, self.namespace = bench, config, namespace
+        self.commands = 0
+        self.examples = 0
+        self.requests = queue.Queue()
+        self.replies = queue.Queue()
+
+    def call(self, fn, timeout_s=600):
+        self.requests.put(fn)
+        try:
+            ok, value = self.replies.get(timeout=timeout_s)
+        except queue.Empty as error:
+            raise TimeoutError(f"no answer from the simulation in {timeout_s} s") from error
+        if not ok:
+            raise value
+        return value
+
+
+def run_machine(server, examples=None, steps=8, **kwargs):
+    """Run :class:`DifferentialMachine` on ``server`` (its settings as
+    :func:`machine_settings`)."""
+    from hypothesis import HealthCheck
+    from hypothesis.stateful import run_state_machine_as_test
+
+    try:
+        DifferentialMachine.server = server
+        run_state_machine_as_test(DifferentialMachine, settings=machine_settings(
+            examples, steps, suppress_health_check=list(HealthCheck), **kwargs))
+    finally:
+        DifferentialMachine.server = None
+
+
+async def run_cocotb_machine(dut, config, examples=None, steps=8, **kwargs):
+    """The state machine on the Verilog under cocotb: the core-level bench with the model
+    in lock step, Hypothesis in a thread of its own, each rule's coroutine run here
+    (the simulator waits while Hypothesis chooses the next). Returns the server (its
+    ``commands`` and ``examples``); raises what the machine raised."""
+    from nvmetb.bench.cocotb_backend import CocotbBackend, probe_namespace
+    from nvmetb.bench.harness import PATTERNS, CheckedCore
+    from nvmetb.bench.transport import BenchTransport
+    from nvmetb.dma.behaviour import DMA_SETTINGS
+    from nvmetb.dma.cocotb_ports import CocotbDma
+    from nvmetb.hostmem import HostMemory
+
+    backend = CocotbBackend(dut, config, PATTERNS["fast"], 0)
+    memory = HostMemory(max_payload_size=0, max_read_request_size=2)
+    dma = CocotbDma(dut, memory, DMA_SETTINGS["fast"], width=config.data_width,
+                    edges=backend.edges)
+    await backend.start(dma=False)
+    dma.start()
+    bench = BenchTransport(CheckedCore(backend), memory)
+    # The RAM disk's contents at power-on are zero, as the model's.
+
+    async def namespace():
+        return await probe_namespace(dut, config)
+    server = _QueueServer(bench, config, namespace)
+    outcome = []
+
+    def hypothesis_thread():
+        try:
+            run_machine(server, examples, steps, **kwargs)
+        except BaseException as error:            # noqa: BLE001 (raised in the test)
+            outcome.append(error)
+        finally:
+            server.requests.put(None)
+
+    thread = threading.Thread(target=hypothesis_thread, name="hypothesis", daemon=True)
+    thread.start()
+    try:
+        while True:
+            job = server.requests.get()               # the simulator waits meanwhile
+            if job is None:
+                break
+            try:
+                server.replies.put((True, await job()))
+            except BaseException as error:            # noqa: BLE001 (handed over)
+                server.replies.put((False, error))
+    finally:
+        thread.join(60)
+        dma.stop()
+        backend.stop()
+    if outcome:
+        raise outcome[0]
+    return server
+
+
 def machine_settings(examples=None, steps=8, **kwargs):
     """The example budget: ``examples`` (default ``$NVMETB_EXAMPLES`` or 3)."""
     examples = examples or int(os.environ.get(EXAMPLES_ENV, "3"))
@@ -158,20 +250,28 @@ class DifferentialMachine(RuleBasedStateMachine):
                 self.server.commands += 1
                 return await submit(*args, **kwargs)
             host.submit = counted
-            await host.bring_up(io_queues=self.server.config.io_queues,
+            await host.bring_up(io_queues=IO_QUEUES,
                                 queue_entries=QUEUE_ENTRIES)
+            # Blocks an earlier example's failed Write left undefined (their contents
+            # differ between RTL and model, by the contract) are zeroed, so that every
+            # example starts from a namespace both agree on.
+            size = host.lba_bytes()
+            for begin, end in list(bench.core.model.store.undefined):
+                first, last = begin // size, -(-end // size)
+                for slba in range(first, last, 0x10000):
+                    await host.write_zeroes(1, slba, min(0x10000, last - slba))
             host.track_namespace()
             return host
         self.host = self.server.call(lambda: start(None, self.bench))
         self.size = self.host.lba_bytes()
 
     async def _up(self, host, bench):
-        await host.bring_up(io_queues=self.server.config.io_queues,
+        await host.bring_up(io_queues=IO_QUEUES,
                             queue_entries=QUEUE_ENTRIES)
 
     # -- NVM I/O -----------------------------------------------------------------------------
 
-    @rule(qid=st.integers(1, CONFIG.io_queues), slba=st.integers(0, REGION_BLOCKS - 16),
+    @rule(qid=st.integers(1, IO_QUEUES), slba=st.integers(0, REGION_BLOCKS - 16),
           blocks=st.integers(1, 16), seed=st.integers(0, 1 << 16),
           offset=st.sampled_from([0, 4, 0x200, PAGE_BYTES - 4]))
     def write(self, qid, slba, blocks, seed, offset):
@@ -181,14 +281,21 @@ class DifferentialMachine(RuleBasedStateMachine):
             await host.write(qid, slba, data, layout=PrpLayout(offset=offset))
         self._run(go)
 
-    @rule(qid=st.integers(1, CONFIG.io_queues), slba=st.integers(0, REGION_BLOCKS - 16),
+    @rule(qid=st.integers(1, IO_QUEUES), slba=st.integers(0, REGION_BLOCKS - 16),
           blocks=st.integers(1, 16), offset=st.sampled_from([0, 8, 0x800]))
     def read(self, qid, slba, blocks, offset):
-        async def go(host, _):
-            await host.read(qid, slba, blocks, layout=PrpLayout(offset=offset))
+        async def go(host, bench):
+            # Blocks a failed Write left undefined read as whatever the RTL holds.
+            undefined = self._undefined(bench, slba, blocks)
+            await host.read(qid, slba, blocks, layout=PrpLayout(offset=offset),
+                            name="undefined" if undefined else "data")
         self._run(go)
 
-    @rule(qid=st.integers(1, CONFIG.io_queues),
+    def _undefined(self, bench, slba, blocks):
+        return bench.core.model.store.undefined.overlaps(slba * self.size,
+                                                         (slba + blocks) * self.size)
+
+    @rule(qid=st.integers(1, IO_QUEUES),
           op=st.sampled_from(["flush", "zeroes", "dsm", "compare"]),
           slba=st.integers(0, REGION_BLOCKS - 8), blocks=st.integers(1, 8))
     def other_io(self, qid, op, slba, blocks):
@@ -199,15 +306,16 @@ class DifferentialMachine(RuleBasedStateMachine):
                 await host.write_zeroes(qid, slba, blocks)
             elif op == "dsm":
                 await host.dataset_management(qid, [(slba, blocks)])
+            elif self._undefined(host.t, slba, blocks):
+                await host.flush(qid)           # a Compare there has no defined outcome
             else:
                 known = host.shadow.is_known(slba * self.size, blocks * self.size)
                 payload = bytes(host.shadow.image[slba * self.size:(slba + blocks) * self.size]) \
                     if known else bytes(blocks * self.size)
-                await host.compare(qid, slba, payload, check=False,
-                                   name="data" if known else "undefined")
+                await host.compare(qid, slba, payload, check=False)
         self._run(go)
 
-    @rule(qid=st.integers(1, CONFIG.io_queues),
+    @rule(qid=st.integers(1, IO_QUEUES),
           kind=st.sampled_from(["nsid 0", "nsid 2", "nsid ffffffff", "past the end",
                                 "overflow", "opcode", "mdts", "fuse", "psdt"]))
     def invalid_io(self, qid, kind):
@@ -231,7 +339,7 @@ class DifferentialMachine(RuleBasedStateMachine):
                 await host.read(qid, 0, 1, psdt=1, **fail)
         self._run(go)
 
-    @rule(qid=st.integers(1, CONFIG.io_queues), slba=st.integers(0, REGION_BLOCKS - 16))
+    @rule(qid=st.integers(1, IO_QUEUES), slba=st.integers(0, REGION_BLOCKS - 16))
     def write_dma_error(self, qid, slba):
         """A Write whose last data page cannot be read: Data Transfer Error, the blocks
         undefined until written again."""
@@ -273,7 +381,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         """A doorbell of a queue that does not exist, or a value ≥ its size."""
         async def go(host, bench):
             if existing:
-                q = 1 + qid % self.server.config.io_queues
+                q = 1 + qid % IO_QUEUES
                 await bench.mmio_write(host.doorbell(q, cq), QUEUE_ENTRIES + value % 64)
             else:
                 await bench.mmio_write(host.doorbell(qid, cq), value)
@@ -300,7 +408,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             await bench.mmio_read(offset & ~7, 8)
         self._run(go)
 
-    @rule(vector=st.integers(0, CONFIG.io_queues), mask=st.booleans())
+    @rule(vector=st.integers(0, IO_QUEUES), mask=st.booleans())
     def msix_mask(self, vector, mask):
         async def go(_, bench):
             await bench.mmio_write(MSIX_TABLE_BASE + 16 * vector + 12, int(mask))
