@@ -18,10 +18,12 @@ from pathlib import Path
 
 from . import SCENARIOS, TARGETS
 from .report import table_markdown, table_text
-from .targets import run_model, run_qemu, run_rtl
+from .targets import load, run_model, run_qemu, run_rtl, save
 
 DEFAULT_TARGETS = ("model", "rtl-icarus", "pcie-icarus", "qemu")
-DOC = Path(__file__).resolve().parents[3] / "docs" / "conformance.md"
+ROOT = Path(__file__).resolve().parents[3]
+DOC = ROOT / "docs" / "conformance.md"
+RESULTS = ROOT / "sim" / "build" / "runs" / "conformance-results.json"
 
 
 def run(targets, names=None, pcie="ci"):
@@ -51,9 +53,18 @@ def main(argv=None):
     parser.add_argument("--pcie", choices=("ci", "all"), default="ci")
     parser.add_argument("--output", type=Path, default=DOC)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="where the results are kept as JSON (default %(default)s)")
+    parser.add_argument("--from-results", action="store_true",
+                        help="render the table from --results instead of running")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)
-    results = run(args.targets, args.scenarios, args.pcie)
+    if args.from_results:
+        results = load(args.results)
+    else:
+        results = run(args.targets, args.scenarios, args.pcie)
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        save(results, args.results)
     print(table_text(results))
     if not args.no_write:
         args.output.write_text(table_markdown(results))

@@ -83,7 +83,21 @@ def table_markdown(results: list[Result], *, command="make conformance") -> str:
         out += ["", "## Skipped and failed", ""]
         for r in other:
             out.append(f"- `{r.scenario}` on `{r.target}`: {r.result} — {r.detail}")
-    out += ["", "## Scenarios", ""]
+    out += ["", "## What each target can and cannot show", "",
+            "- QEMU (`QemuTransport`): MSI-X messages are QEMU's writes of the vector's data "
+            "into a page of guest RAM that the transport watches and clears, so two messages "
+            "of one vector between two looks count as one: scenarios check that a vector "
+            "fired or stayed silent, not how often. INTx is the I/O APIC input line qtest "
+            "reports. Time is real time (the VM runs a CPU halted at reset). Host memory "
+            "reads cannot be made to fail (QEMU 7.2 even reads unassigned addresses without "
+            "an error), so DMA-fault scenarios are skipped there.",
+            "- The PCIe stack (`PcieTransport`): cocotbext-pcie's root complex neither fails "
+            "reads nor shows the INTx level, so those scenarios are skipped there.",
+            "- Core level: the model runs in lock step and is compared after every scenario "
+            "(`BenchTransport.compare`: every CQ entry, every byte the device wrote, every "
+            "MSI-X message, the namespace image); a scenario passes only if that comparison "
+            "passes too.",
+            "", "## Scenarios", ""]
     for name in names:
         out.append(f"- `{name}` ({SCENARIOS[name].area}): {SCENARIOS[name].doc}")
     return "\n".join(out) + "\n"
