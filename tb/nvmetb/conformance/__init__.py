@@ -95,7 +95,7 @@ class Run:
 
     def __init__(self, host: NvmeHost, target: str, caps=frozenset(), facts=None):
         self.host = host
-        #: What the scenario may know of the target's build: ``namespace_bytes``.
+        #: What the scenario may know of the target: ``namespace_bytes``, ``time_scale``.
         self.facts = dict(facts or {})
         self.t = host.t
         self.target = target
@@ -156,9 +156,26 @@ class Run:
         return self._outcome(label, lambda w: bool(condition) == w, True, bool(condition),
                              "True", qemu)
 
+    @property
+    def scale(self):
+        """How much longer than a simulation this target may take to act: QEMU runs in
+        real time on a machine shared with other work (``facts["time_scale"]``)."""
+        return self.facts.get("time_scale", 1)
+
     async def settle(self, us=5):
         """Let the controller act (a posted doorbell, an event) before looking."""
-        await self.t.wait(us)
+        await self.t.wait(us * self.scale)
+
+    async def until(self, condition, timeout_us=20):
+        """Poll ``condition()`` until it holds (True) or ``timeout_us`` (scaled) passed
+        (False): for outcomes that come some time after their cause."""
+        waited, limit = 0.0, timeout_us * self.scale
+        while not condition():
+            if waited >= limit:
+                return False
+            await self.t.wait(self.host.poll_us)
+            waited += self.host.poll_us
+        return True
 
 
 def _name(code):

@@ -103,6 +103,7 @@ async def pending_aer(c: Run, timeout_us=50):
     """Wait for an Asynchronous Event completion; its CQE or None."""
     h = c.host
     waited = 0.0
+    timeout_us *= c.scale
     while not h.async_events and waited < timeout_us:
         await h.process_completions(0)
         if h.async_events:
@@ -844,12 +845,11 @@ async def msix_per_queue(c: Run):
     await c.settle(5)
     base = {v: vector_count(c, v) for v in (1, 2)}
     await h.flush(1)
+    c.true("vector 1 fired", await c.until(lambda: vector_count(c, 1) > base[1]))
     await c.settle(5)
-    c.true("vector 1 fired", vector_count(c, 1) > base[1])
     c.equal("vector 2 silent", vector_count(c, 2), base[2])
     await h.flush(2)
-    await c.settle(5)
-    c.true("vector 2 fired", vector_count(c, 2) > base[2])
+    c.true("vector 2 fired", await c.until(lambda: vector_count(c, 2) > base[2]))
 
 
 @scenario("interrupts", ci_slice=True)
@@ -867,8 +867,7 @@ async def msix_masked_pba(c: Run):
     c.equal("masked: no message", vector_count(c, 1), before)
     c.equal("PBA bit 1", (await c.t.mmio_read(MSIX_PBA_BASE, 4)) >> 1 & 1, 1)
     await c.t.mmio_write(ctrl, 0)
-    await c.settle(5)
-    c.true("unmasked: the message", vector_count(c, 1) > before)
+    c.true("unmasked: the message", await c.until(lambda: vector_count(c, 1) > before))
     c.equal("PBA bit 1 cleared", (await c.t.mmio_read(MSIX_PBA_BASE, 4)) >> 1 & 1, 0)
 
 
@@ -885,8 +884,7 @@ async def msix_function_mask(c: Run):
     await c.settle(5)
     c.equal("function masked: no message", vector_count(c, 1), before)
     await c.t.pci_config(msix_function_mask=False)
-    await c.settle(5)
-    c.true("unmasked: the message", vector_count(c, 1) > before)
+    c.true("unmasked: the message", await c.until(lambda: vector_count(c, 1) > before))
 
 
 @scenario("interrupts")
@@ -915,17 +913,13 @@ async def intx_masking(c: Run):
     await h.disable()
     await h.enable()
     cid = await h.submit(0, build_sqe(AdminOpcode.GET_FEATURES, 0, cdw10=1))
-    await c.settle(5)
-    c.equal("INTx after a completion", c.t.intx(), True)
+    c.true("INTx after a completion", await c.until(c.t.intx))
     await h.write_reg(Reg.INTMS, 1)
-    await c.settle(2)
-    c.equal("INTx masked", c.t.intx(), False)
+    c.true("INTx masked", await c.until(lambda: not c.t.intx()))
     await h.write_reg(Reg.INTMC, 1)
-    await c.settle(2)
-    c.equal("INTx unmasked", c.t.intx(), True)
+    c.true("INTx unmasked", await c.until(c.t.intx))
     await h.wait_completion(0, cid)
-    await c.settle(2)
-    c.equal("INTx after the CQ is consumed", c.t.intx(), False)
+    c.true("INTx after the CQ is consumed", await c.until(lambda: not c.t.intx()))
 
 
 # == NVM I/O ==================================================================================
