@@ -10,7 +10,7 @@ import os
 import cocotb
 
 from nvmetb.sim import config_from_env
-from nvmetb.stateful import EXAMPLES_ENV, run_cocotb_machine
+from nvmetb.stateful import EXAMPLES_ENV, regressions, run_cocotb_machine
 
 log = logging.getLogger("tb")
 logging.getLogger("tb").setLevel(logging.INFO)
@@ -28,3 +28,10 @@ async def stateful(dut):
                                       database=None)
     log.info("stateful: %d examples, %d NVMe commands", server.examples, server.commands)
     assert server.examples >= examples
+
+
+@cocotb.test()
+async def stateful_regressions(dut):
+    """The shrunk failures found so far, as fixed sequences (nvmetb.stateful.regressions)."""
+    server = await run_cocotb_machine(dut, config_from_env(), body=regressions)
+    assert server.examples == 3
