@@ -33,7 +33,7 @@ M64 = (1 << 64) - 1
 FLUSH = {"cdw0": {"opc": NvmOpcode.FLUSH.value}, "nsid": 1}
 
 # Why QEMU legitimately differs, said once.
-WHY_NN = "NN: QEMU's subsystem has 256 namespace IDs (NSID 2 valid but inactive), ours NN = 1"
+WHY_NN = "QEMU's subsystem has 256 namespace IDs (NSID 2 valid but inactive), ours NN = 1"
 WHY_DELETE_CQ = ("Delete I/O CQ of a missing queue: spec says Invalid Queue Identifier "
                  "(1/01); QEMU 7.2 answers Completion Queue Invalid (1/00)")
 WHY_LOG = ("unknown log page: spec says Invalid Log Page (1/09); QEMU 7.2 answers "
