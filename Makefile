@@ -175,7 +175,7 @@ bitstream: | $(VBIN)/pytest
 	  -source ../../constraints/au200/build.tcl -tclargs nvmecore_usp.v .
 
 clean:
-	rm -rf build sim/build .pytest_cache .ruff_cache results.xml sim_build
+	rm -rf build sim/build .pytest_cache .ruff_cache .hypothesis results.xml sim_build
 	find hdl tb -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -rf *.egg-info hdl/*.egg-info tb/*.egg-info
 
