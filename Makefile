@@ -35,13 +35,21 @@ apt_install() { \
 }
 endef
 
-.PHONY: help setup system-deps linux-deps linux-guest linux-cosim venv test test-quick verilog verilog-usp lint clean distclean \
-        synth synth-check synth-baseline board bitstream
+.PHONY: help setup system-deps linux-deps linux-guest linux-cosim venv test test-quick \
+        verilog verilog-usp lint clean distclean synth synth-check synth-baseline board \
+        bitstream conformance soak
 
 help:
 	@echo "make setup       system packages (Icarus, C++ toolchain), .venv with '.[dev]'"
 	@echo "make test        the whole regression: pytest -n auto (Icarus and Verilator)"
 	@echo "make test-quick  the quick tier only (pytest -m quick)"
+	@echo "make conformance the conformance scenarios on the model, the RTL (core level and"
+	@echo "                 PCIe stack) and QEMU: a table, also in docs/conformance.md"
+	@echo "                 (FULL=1: every scenario through the PCIe stack too;"
+	@echo "                 TARGETS='model qemu' to choose)"
+	@echo "make soak EXAMPLES=N  stateful differential tests (Hypothesis): N examples on each"
+	@echo "                 of SHARDS (default: one per CPU) pytest-xdist workers, on"
+	@echo "                 SOAK_SIM=verilator (default) or amaranth"
 	@echo "make verilog     build/nvmecore.v; options via ARGS='--io-queues 64 ...'"
 	@echo "make verilog-usp build/nvmecore_usp.v: the FPGA top for an UltraScale+ PCIe IP"
 	@echo "make lint        ruff, then Verilator --lint-only -Wall on build/nvmecore.v"
@@ -64,7 +72,8 @@ setup: system-deps linux-deps venv
 	@echo "--- set-up done; run 'make test'"
 
 # Icarus Verilog; g++, make and perl for Verilator's C++ models, and the lz4 and zlib
-# headers for its FST waveform writer (WAVES=1); python3-venv where
+# headers for its FST waveform writer (WAVES=1); QEMU's x86 system emulator (its NVMe
+# device is the conformance suite's independent controller); python3-venv where
 # Debian's python3 lacks venv/ensurepip; libpython3.X (the shared library cocotb embeds)
 # where python3 is Debian's own.
 system-deps:
@@ -78,6 +87,7 @@ system-deps:
 	perl -MGetopt::Long -MFindBin -MIO::File -MPod::Usage -MCwd -e1 >/dev/null 2>&1 || pkgs+=(perl); \
 	[ -e /usr/include/lz4.h ] || pkgs+=(liblz4-dev); \
 	[ -e /usr/include/zlib.h ] || pkgs+=(zlib1g-dev); \
+	command -v qemu-system-x86_64 >/dev/null 2>&1 || pkgs+=(qemu-system-x86); \
 	if [ ! -x $(VBIN)/python ] && ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then \
 	  pkgs+=(python3-venv); fi; \
 	if [ "$$($(PYTHON) -c 'import sys; print(sys.base_prefix)')" = /usr ] && command -v dpkg-query >/dev/null 2>&1; then \
@@ -85,7 +95,7 @@ system-deps:
 	  dpkg-query -W -f='$${Status}' $$lib 2>/dev/null | grep -q 'ok installed' || pkgs+=($$lib); \
 	fi; \
 	if [ $${#pkgs[@]} -gt 0 ]; then apt_install "$${pkgs[@]}"; fi; \
-	for tool in iverilog vvp g++ make perl; do \
+	for tool in iverilog vvp g++ make perl qemu-system-x86_64; do \
 	  command -v $$tool >/dev/null 2>&1 || { echo "error: $$tool still missing" >&2; exit 1; }; \
 	done
 
@@ -127,6 +137,17 @@ test: | $(VBIN)/pytest
 
 test-quick: | $(VBIN)/pytest
 	$(VBIN)/pytest -n auto -m quick
+
+TARGETS ?= model rtl-icarus rtl-verilator pcie-icarus qemu
+conformance: | $(VBIN)/pytest
+	$(VBIN)/python -m nvmetb.conformance --targets $(TARGETS) $(if $(FULL),--pcie all,)
+
+EXAMPLES ?= 50
+SHARDS   ?= $(shell nproc 2>/dev/null || echo 2)
+SOAK_SIM ?= verilator
+soak: | $(VBIN)/pytest
+	NVMETB_EXAMPLES=$(EXAMPLES) NVMETB_SHARDS=$(SHARDS) $(VBIN)/pytest -n $(SHARDS) -s \
+	  tb/tests/test_stateful.py -k "soak and $(SOAK_SIM)"
 
 verilog: | $(VBIN)/pytest
 	@mkdir -p build
@@ -175,7 +196,7 @@ bitstream: | $(VBIN)/pytest
 	  -source ../../constraints/au200/build.tcl -tclargs nvmecore_usp.v .
 
 clean:
-	rm -rf build sim/build .pytest_cache .ruff_cache results.xml sim_build
+	rm -rf build sim/build .pytest_cache .ruff_cache .hypothesis results.xml sim_build
 	find hdl tb -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -rf *.egg-info hdl/*.egg-info tb/*.egg-info
 

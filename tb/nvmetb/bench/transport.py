@@ -4,24 +4,35 @@ MMIO goes through :class:`CheckedCore` (the RTL and the reference model together
 host memory is a :class:`HostMemory` served to the RTL by the DMA port drivers and
 mirrored into a plain memory for the model, so both run the same commands from the same
 queues. :meth:`BenchTransport.compare` then compares whole results (DESIGN.md §11,
-docs/io-commands.md "What the model and the RTL may legitimately differ on"):
+docs/io-commands.md "What the model and the RTL may legitimately differ on"), whatever
+the host called its buffers (or whether it named them at all):
 
-- the admin CQ's entries in order (CID, SQID, status, DW0, phase); each I/O CQ's phase
-  tags by position and its (CID, SQID, status, DW0) as a multiset, since I/O commands
-  complete in any order (SQHD is checked by the driver as an invariant);
-- the data written into every buffer called "data";
-- every MSI-X message of each vector in order;
+- every DMA write either side made: a write to a slot where the model wrote a CQ entry
+  is that CQ's entry; the admin CQ's entries are compared in order (CID, SQID, status,
+  DW0, phase), each I/O CQ's phase tags by position and its (CID, SQID, status, DW0) as
+  a multiset, since I/O commands complete in any order (SQHD is checked by the driver as
+  an invariant);
+- every other DMA write is data: the bytes the RTL wrote and the bytes the model wrote
+  must be the same bytes, holding the same values, except in buffers the host named
+  "failing" or "undefined" (commands whose data the contract leaves undefined);
+- every MSI-X message of each vector in order: those aimed at host memory's message
+  region, and DWORD writes to any address the model sent a message to (a table the host
+  pointed anywhere);
 - with a namespace hook, the RTL's namespace image against the model's, skipping the
   bytes failed commands left undefined.
+
+A comparison that finds nothing to compare fails: :meth:`BenchTransport.compare` needs
+at least ``minimum`` CQ entries, and :attr:`BenchTransport.compared` counts what was
+compared over the bench's life.
 """
 
-import re
 from collections import Counter
 
 from nvmecore.layouts import Cqe, Reg
 from nvmetb.host.transport import HostMemoryTransport
-from nvmetb.hostmem import HostMemory
+from nvmetb.hostmem import DeviceWrite, HostMemory
 from nvmetb.model import split_access
+from nvmetb.model.namespace import RangeSet
 from nvmetb.packing import Packer
 
 from .harness import CheckedCore, Mismatch
@@ -52,6 +63,10 @@ class MirrorMemory:
     def read(self, addr, n):
         if any(addr < hi and lo < addr + n for lo, hi in self.failing):
             raise OSError(f"injected read error at {addr:#x}")
+        return self.peek(addr, n)
+
+    def peek(self, addr, n):
+        """The bytes at ``addr``, failing ranges or not."""
         out = bytearray()
         while len(out) < n:
             page, off = divmod(addr + len(out), self.PAGE)
@@ -70,6 +85,25 @@ class MirrorMemory:
             at += chunk
 
 
+#: Buffers whose device-written contents the contract leaves undefined: not compared.
+UNDEFINED_BUFFERS = frozenset({"failing", "undefined"})
+
+
+class _ModelSide:
+    """The model's host memory: the mirror, with every write the model makes logged."""
+
+    def __init__(self, mirror: MirrorMemory):
+        self.mirror = mirror
+        self.writes: list[DeviceWrite] = []
+
+    def read(self, addr, n):
+        return self.mirror.read(addr, n)
+
+    def write(self, addr, data_):
+        self.writes.append(DeviceWrite(addr, bytes(data_)))
+        self.mirror.write(addr, data_)
+
+
 class BenchTransport(HostMemoryTransport):
     # Registers whose value moves on its own while the host polls (CSTS after CC writes,
     # SHST once quiescent): compared in steady state only, by compare().
@@ -85,11 +119,16 @@ class BenchTransport(HostMemoryTransport):
         super().__init__(memory)
         self.core = core
         self.mirror = MirrorMemory()
-        core.model.memory = self.mirror
+        self.model_side = _ModelSide(self.mirror)
+        core.model.memory = self.model_side
         self.namespace_image = namespace
         self._fail_namespace = fail_namespace
-        self._io_mark = (0, 0)       # (DMA writes, MSI-X messages) before the last reset
-        self._admin_mark = (0, 0)    # the same, before the last forget_io(admin=True)
+        # (RTL DMA writes, MSI-X messages, model DMA writes) before the last reset ...
+        self._io_mark = (0, 0, 0)
+        self._admin_mark = (0, 0, 0)  # ... and before the last forget_io(admin=True)
+        #: What compare() has compared, over the bench's life: "cq entries", "data
+        #: bytes", "msix messages".
+        self.compared = Counter()
 
     @property
     def config(self):
@@ -118,9 +157,11 @@ class BenchTransport(HostMemoryTransport):
         self.memory.clear_faults()
         self.mirror.failing.clear()
 
-    def forget_io(self, admin=False):
+    def forget_io(self, admin=False, undefined=()):
         """Stop comparing I/O completions and their interrupts so far; with ``admin``,
-        the admin queue's too.
+        the admin queue's too. ``undefined``: namespace byte ranges ``(start, stop)`` of
+        Writes that were in flight, which the RTL may or may not have done (not compared
+        until written again).
 
         Around a controller reset in the middle of traffic, which submitted commands the
         controller had fetched is a matter of timing: the model ran them all the moment
@@ -129,13 +170,16 @@ class BenchTransport(HostMemoryTransport):
         function-level reset in the middle of admin commands leaves their outcome to
         timing as well (``admin=True``; call :meth:`compare` before it)."""
         model = self.core.model
+        for start, stop in undefined:
+            model.store.mark_undefined(start, stop)
         for cqid in list(model.posted):
             if cqid != 0 or admin:
                 model.posted[cqid].clear()
         admin_vector = self.msix_vector_address(0)[0]
         model.dma_writes[:] = [w for w in model.dma_writes
                                if w.addr == admin_vector and not admin]
-        self._io_mark = (len(self.memory.writes), len(self.memory.msix_messages))
+        self._io_mark = (len(self.memory.writes), len(self.memory.msix_messages),
+                         len(self.model_side.writes))
         if admin:
             self._admin_mark = self._io_mark
 
@@ -171,32 +215,58 @@ class BenchTransport(HostMemoryTransport):
         await self.core.wait(cycles)
         self.core.model.advance_time(cycles)
 
+    def intx(self) -> bool:
+        """The INTx level the RTL drives (the model's is compared by :meth:`compare`'s
+        callers through :meth:`CheckedCore.check`)."""
+        return bool(self.core.dut.intx())
+
     # -- Comparison ----------------------------------------------------------------------------
 
-    def rtl_completions(self):
-        """Every CQ entry the RTL wrote, per CQ, in order (from the DMA write log), each
-        unpacked by :class:`~nvmetb.packing.Packer` (``entry.status.sc``, ...)."""
-        queues = {}
-        for buffer in self.memory.buffers:
-            match = re.fullmatch(r"acq|cq(\d+)", buffer.name or "")
-            if match:
-                queues[buffer] = 0 if buffer.name == "acq" else int(match.group(1))
-        entries = {}
+    def _classify(self):
+        """The RTL's DMA writes since the marks: ``(CQ entries per CQ, data writes, MSI-X
+        messages aimed outside the message region)``; and the model's data writes."""
+        model = self.core.model
+        slots = model.cq_slots
+        message_addrs = {w.addr for w in model.dma_writes}
+        entries, data_writes, messages = {}, [], []
         for index, write in enumerate(self.memory.writes):
-            if len(write.data) != CQE_BYTES:
-                continue
-            for buffer, cqid in queues.items():
-                if index < (self._io_mark if cqid else self._admin_mark)[0]:
-                    continue
-                if buffer.addr <= write.addr < buffer.end:
+            cqid = slots.get(write.addr) if len(write.data) == CQE_BYTES else None
+            if cqid is not None:
+                if index >= (self._io_mark if cqid else self._admin_mark)[0]:
                     entries.setdefault(cqid, []).append(
                         _CQE.unpack(int.from_bytes(write.data, "little")))
-        return entries
+                continue
+            if index < self._io_mark[0]:
+                continue
+            if len(write.data) == 4 and write.addr in message_addrs:
+                messages.append((write.addr, int.from_bytes(write.data, "little")))
+            else:
+                data_writes.append(write)
+        model_data = [w for w in self.model_side.writes[self._io_mark[2]:]
+                      if not (len(w.data) == CQE_BYTES and w.addr in slots)]
+        return entries, data_writes, messages, model_data
 
-    async def compare(self, settle_us=2):
+    def rtl_completions(self):
+        """Every CQ entry the RTL wrote, per CQ, in order (from the DMA write log: a write
+        to a slot where the model wrote an entry), each unpacked by
+        :class:`~nvmetb.packing.Packer` (``entry.status.sc``, ...)."""
+        return self._classify()[0]
+
+    def _data_ranges(self, writes):
+        ranges = RangeSet()
+        for write in writes:
+            ranges.add(write.addr, write.addr + len(write.data))
+        for buffer in self.memory.buffers:
+            if buffer.name in UNDEFINED_BUFFERS:
+                ranges.remove(buffer.addr, buffer.end)
+        return ranges
+
+    async def compare(self, settle_us=2, minimum=1):
+        """Compare everything since the last :meth:`forget_io` (see the module's doc);
+        fail unless at least ``minimum`` CQ entries were compared."""
         await self.wait(settle_us)
         model = self.core.model
-        rtl = self.rtl_completions()
+        rtl, rtl_data, rtl_messages, model_data = self._classify()
         compared = 0
         for cqid in sorted(set(rtl) | set(model.posted)):
             got = [(e.cid, e.dw2.sqid, _int(e.status.sct), e.status.sc, e.status.dnr, e.dw0,
@@ -221,21 +291,35 @@ class BenchTransport(HostMemoryTransport):
                                    f"posted {sorted(extra.elements())}, only the model "
                                    f"{sorted(missing.elements())}")
             compared += len(want)
-        if not compared:
-            raise Mismatch("nothing to compare: no completion queue entry since the last "
-                           "forget_io()")
-        for buffer in self.memory.buffers:
-            if buffer.name == "data":
-                got = self.memory.read(buffer.addr, buffer.size)
-                want = self.mirror.read(buffer.addr, buffer.size)
-                if got != want:
-                    first = next(i for i in range(len(got)) if got[i] != want[i])
-                    raise Mismatch(f"data buffer {buffer.addr:#x}: first difference at byte "
-                                   f"{first}: RTL {got[first:first + 16].hex()} model "
-                                   f"{want[first:first + 16].hex()}")
+        if compared < minimum:
+            raise Mismatch(f"nothing to compare: {compared} completion queue entries since "
+                           f"the last forget_io(), at least {minimum} expected")
+        self.compared["cq entries"] += compared
+        # Host-memory rules first: a write outside every buffer is reported as such.
+        self.memory.check()
+        # Data: the same bytes written, holding the same values, whatever the buffer.
+        got, want = self._data_ranges(rtl_data), self._data_ranges(model_data)
+        if list(got) != list(want):
+            only_rtl, only_model = RangeSet(got), RangeSet(want)
+            for a, b in want:
+                only_rtl.remove(a, b)
+            for a, b in got:
+                only_model.remove(a, b)
+            raise Mismatch(f"DMA data writes: only the RTL wrote "
+                           f"{[(hex(a), b - a) for a, b in only_rtl][:4]}, only the model "
+                           f"{[(hex(a), b - a) for a, b in only_model][:4]}")
+        for a, b in got:
+            rtl_bytes, model_bytes = self.memory.peek(a, b - a), self.mirror.peek(a, b - a)
+            if rtl_bytes != model_bytes:
+                first = next(i for i in range(b - a) if rtl_bytes[i] != model_bytes[i])
+                raise Mismatch(f"data written at {a + first:#x}: RTL "
+                               f"{rtl_bytes[first:first + 16].hex()} model "
+                               f"{model_bytes[first:first + 16].hex()}")
+            self.compared["data bytes"] += b - a
         admin_vector = self.msix_vector_address(0)[0]
         got = [(m.addr, m.data) for i, m in enumerate(self.memory.msix_messages)
                if i >= self._io_mark[1] or m.addr == admin_vector and i >= self._admin_mark[1]]
+        got += rtl_messages
         want = [(w.addr, int.from_bytes(w.payload, "little")) for w in model.dma_writes]
         # Order across vectors is free; each vector's messages are compared in order.
         for vector in {addr for addr, _ in got} | {addr for addr, _ in want}:
@@ -243,9 +327,9 @@ class BenchTransport(HostMemoryTransport):
             w = [d for a, d in want if a == vector]
             if g != w:
                 raise Mismatch(f"MSI-X messages to {vector:#x}: RTL {g}, model {w}")
+        self.compared["msix messages"] += len(want)
         if self.namespace_image is not None:
             problem = model.namespace_mismatch(await self.namespace_image())
             if problem:
                 raise Mismatch(f"namespace: {problem}")
         await self.core.read_settled(Reg.CSTS)
-        self.memory.check()

@@ -156,6 +156,9 @@ class ControllerModel:
         self.dma_reads: list[DmaRead] = []      # SQ fetches, in order
         self.dma_errors: list[tuple] = []       # (op, addr, length, what went wrong)
         self.posted: defaultdict[int, list[CompletionEntry]] = defaultdict(list)
+        #: Host address of every CQ slot an entry was written to -> its CQ (never
+        #: cleared: a bench tells CQ entry writes from data writes by it).
+        self.cq_slots: dict[int, int] = {}
         self.io_dma: list[IoDma] = []           # I/O commands' host-memory accesses
         # The backend's state: survives every reset (docs/io-commands.md "The namespace")
         self.store = NamespaceStore(config.namespace_bytes, config.lba_format)
@@ -648,7 +651,9 @@ class ControllerModel:
         entry = CompletionEntry(cid=cid, sqid=sq.qid, sqhd=sq.sqhd, status=status,
                                 phase=cq.phase, dw0=done.dw0)
         # A posted write cannot report an error: a failed one is only recorded.
-        self._dma_write(cq.advance(), entry.to_bytes())
+        addr = cq.advance()
+        self.cq_slots[addr] = cq.qid
+        self._dma_write(addr, entry.to_bytes())
         self.posted[cq.qid].append(entry)
         if not status.ok:
             self.error_log.add(sqid=sq.qid, cid=cid, status=status, nsid=nsid, lba=done.lba)

@@ -108,6 +108,10 @@ class ModelTransport(HostMemoryTransport):
         self.model.advance_time(cycles)
         self._forward()
 
+    def intx(self) -> bool:
+        """The INTx level the model drives."""
+        return bool(self.model.intx)
+
     # -- What scenarios use on the bench transport too ---------------------------------
 
     def fail_reads(self, start, stop, kind=None):
@@ -124,7 +128,7 @@ class ModelTransport(HostMemoryTransport):
         """Backend commands touching namespace bytes [start, stop) fail (media error)."""
         self.model.fail_namespace(start, stop)
 
-    def forget_io(self, admin=False):
+    def forget_io(self, admin=False, undefined=()):
         """Nothing is compared here: nothing to forget."""
 
     async def compare(self, settle_us=0):
