@@ -9,6 +9,7 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
+from model_host import u16, u32, u64
 from nvmecore import CoreConfig
 from nvmecore.nvme.identify import (
     CRITICAL_WARNING_TEMPERATURE,
@@ -38,17 +39,6 @@ ID_B = 0xFEDC_BA98_7654_3210
 def u8(buf, at):
     return buf[at]
 
-
-def u16(buf, at):
-    return struct.unpack_from("<H", buf, at)[0]
-
-
-def u32(buf, at):
-    return struct.unpack_from("<I", buf, at)[0]
-
-
-def u64(buf, at):
-    return struct.unpack_from("<Q", buf, at)[0]
 
 
 # -- Builders against the spec [NVMe 1.4 Figure 247, Figure 245] ------------------------
