@@ -48,6 +48,38 @@ QUEUE_ENTRIES = 8
 REGION_BLOCKS = 256                    # the LBAs the rules use (128 KiB at 512 B)
 
 
+class _Mailbox:
+    """Jobs from the Hypothesis thread to the thread that runs the simulation, and their
+    answers (a value, or the exception the job raised)."""
+
+    def __init__(self):
+        self.requests = queue.Queue()
+        self.replies = queue.Queue()
+
+    def ask(self, fn, timeout_s):
+        """Have ``fn`` (an async function) run in the simulation; its value, or its error
+        raised here."""
+        self.requests.put(fn)
+        try:
+            ok, value = self.replies.get(timeout=timeout_s)
+        except queue.Empty as error:
+            raise TimeoutError(f"no answer from the simulation in {timeout_s} s") from error
+        if not ok:
+            raise value
+        return value
+
+    async def serve(self):
+        """Run the jobs in the simulation, in order, until :meth:`stop`."""
+        while (job := self.requests.get()) is not None:
+            try:
+                self.replies.put((True, await job()))
+            except BaseException as error:            # noqa: BLE001 (handed to the caller)
+                self.replies.put((False, error))
+
+    def stop(self):
+        self.requests.put(None)
+
+
 class SimServer:
     """One Amaranth simulation of ``config``'s core, serving coroutines from another
     thread. ``call(fn)`` runs ``await fn(host, bench)`` in simulated time and returns its
@@ -75,20 +107,12 @@ class SimServer:
         self.bench = BenchTransport(CheckedCore(backend), memory)
         self.commands = 0              # NVMe commands submitted, over every example
         self.examples = 0
-        self._requests = queue.Queue()
-        self._replies = queue.Queue()
+        self._mail = _Mailbox()
         self.error = None
 
         async def body(ctx):
             backend.ctx = ctx
-            while True:
-                job = self._requests.get()
-                if job is None:
-                    return
-                try:
-                    self._replies.put((True, await job()))
-                except BaseException as error:    # noqa: BLE001 (handed to the caller)
-                    self._replies.put((False, error))
+            await self._mail.serve()
 
         edges = EdgeProcess()
         backend.add_monitors(edges, dma=False)
@@ -99,7 +123,7 @@ class SimServer:
                 _simulate(core, [edges.process()], body)
             except BaseException as error:        # noqa: BLE001
                 self.error = error
-                self._replies.put((False, error))
+                self._mail.replies.put((False, error))
 
         self._thread = threading.Thread(target=run, name="amaranth-sim", daemon=True)
         self._thread.start()
@@ -107,17 +131,10 @@ class SimServer:
     def call(self, fn, timeout_s=600):
         if self.error is not None:
             raise RuntimeError(f"the simulation stopped: {self.error!r}")
-        self._requests.put(fn)
-        try:
-            ok, value = self._replies.get(timeout=timeout_s)
-        except queue.Empty as error:
-            raise TimeoutError(f"no answer from the simulation in {timeout_s} s") from error
-        if not ok:
-            raise value
-        return value
+        return self._mail.ask(fn, timeout_s)
 
     def close(self):
-        self._requests.put(None)
+        self._mail.stop()
         self._thread.join(60)
 
 
@@ -129,18 +146,10 @@ class _QueueServer:
         self.bench, self.config, self.namespace = bench, config, namespace
         self.commands = 0
         self.examples = 0
-        self.requests = queue.Queue()
-        self.replies = queue.Queue()
+        self.mail = _Mailbox()
 
     def call(self, fn, timeout_s=600):
-        self.requests.put(fn)
-        try:
-            ok, value = self.replies.get(timeout=timeout_s)
-        except queue.Empty as error:
-            raise TimeoutError(f"no answer from the simulation in {timeout_s} s") from error
-        if not ok:
-            raise value
-        return value
+        return self.mail.ask(fn, timeout_s)
 
 
 def run_machine(server, examples=None, steps=8, **kwargs):
@@ -230,19 +239,12 @@ async def run_cocotb_machine(dut, config, examples=None, steps=8, *, body=None, 
         except BaseException as error:            # noqa: BLE001 (raised in the test)
             outcome.append(error)
         finally:
-            server.requests.put(None)
+            server.mail.stop()
 
     thread = threading.Thread(target=hypothesis_thread, name="hypothesis", daemon=True)
     thread.start()
     try:
-        while True:
-            job = server.requests.get()               # the simulator waits meanwhile
-            if job is None:
-                break
-            try:
-                server.replies.put((True, await job()))
-            except BaseException as error:            # noqa: BLE001 (handed over)
-                server.replies.put((False, error))
+        await server.mail.serve()                     # the simulator waits between jobs
     finally:
         thread.join(60)
         dma.stop()
