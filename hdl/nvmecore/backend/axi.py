@@ -35,7 +35,14 @@ from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import CoreConfig
-from .interface import TAG_WIDTH, BackendCommand, BackendOp, BackendPort, BackendStatus
+from .interface import (
+    TAG_WIDTH,
+    BackendCommand,
+    BackendOp,
+    BackendPort,
+    BackendStatus,
+    split_by_direction,
+)
 from .merge import DoneMerge
 
 __all__ = ["AxiBurst", "AxiResp", "Axi4Signature", "AXI_CACHE", "AXI_PROT", "AXI_QOS",
@@ -260,14 +267,7 @@ class AxiBackend(wiring.Component):
         wq = fifo.SyncFIFO(width=command.size, depth=self._queue_depth)
         m.submodules.rq = ResetInserter(drain)(rq)      # the queues empty while draining
         m.submodules.wq = ResetInserter(drain)(wq)
-        is_read = port.cmd.payload.op == BackendOp.READ
-        m.d.comb += [
-            rq.w_data.eq(port.cmd.payload),
-            wq.w_data.eq(port.cmd.payload),
-            rq.w_en.eq(port.cmd.valid & is_read & ~drain),
-            wq.w_en.eq(port.cmd.valid & ~is_read & ~drain),
-            port.cmd.ready.eq(~drain & (is_read & rq.w_rdy | ~is_read & wq.w_rdy)),
-        ]
+        split_by_direction(m, port.cmd, rq, wq, drain)
 
         m.submodules.ar_issue = ar_issue = BurstIssuer(config)
         m.submodules.aw_issue = aw_issue = BurstIssuer(config)

@@ -30,7 +30,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["BackendOp", "BackendStatus", "BackendCommand", "BackendBeat", "BackendDone",
-           "BackendPort", "TAG_WIDTH"]
+           "BackendPort", "TAG_WIDTH", "split_by_direction"]
 
 #: Width of a command tag: the core numbers its commands in flight 0 .. io_slots − 1.
 TAG_WIDTH = 8
@@ -91,3 +91,17 @@ class BackendPort(wiring.Signature):
 
     def __repr__(self):
         return f"BackendPort({self.data_width}, {self.addr_width})"
+
+
+def split_by_direction(m, cmd, reads, writes, hold):
+    """Backend-side helper: the commands of stream ``cmd`` into FIFO ``reads`` (READs) and
+    FIFO ``writes`` (the rest, whose data comes in on ``wdata``), none taken while ``hold``
+    (an abort or its drain)."""
+    is_read = cmd.payload.op == BackendOp.READ
+    m.d.comb += [
+        reads.w_data.eq(cmd.payload),
+        writes.w_data.eq(cmd.payload),
+        reads.w_en.eq(cmd.valid & is_read & ~hold),
+        writes.w_en.eq(cmd.valid & ~is_read & ~hold),
+        cmd.ready.eq(~hold & (is_read & reads.w_rdy | ~is_read & writes.w_rdy)),
+    ]

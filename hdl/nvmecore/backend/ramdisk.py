@@ -38,7 +38,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import CoreConfig
 from ..emit import NO_INIT
 from ..nvm_layouts import SECTOR_BYTES
-from .interface import BackendCommand, BackendOp, BackendPort, BackendStatus
+from .interface import BackendCommand, BackendOp, BackendPort, BackendStatus, split_by_direction
 from .merge import DoneMerge
 
 __all__ = ["RamDisk", "NamespaceProbe"]
@@ -109,14 +109,7 @@ class RamDisk(wiring.Component):
         # -- Commands: READs to the read engine, the rest to the write engine -------------
         m.submodules.rq = rq = fifo.SyncFIFO(width=command.size, depth=self._queue_depth)
         m.submodules.wq = wq = fifo.SyncFIFO(width=command.size, depth=self._queue_depth)
-        is_read = port.cmd.payload.op == BackendOp.READ
-        m.d.comb += [
-            rq.w_data.eq(port.cmd.payload),
-            wq.w_data.eq(port.cmd.payload),
-            rq.w_en.eq(port.cmd.valid & is_read & ~abort),
-            wq.w_en.eq(port.cmd.valid & ~is_read & ~abort),
-            port.cmd.ready.eq(~abort & (is_read & rq.w_rdy | ~is_read & wq.w_rdy)),
-        ]
+        split_by_direction(m, port.cmd, rq, wq, abort)
 
         m.submodules.merge = merge = DoneMerge()
 
