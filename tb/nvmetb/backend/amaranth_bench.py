@@ -21,7 +21,7 @@ from nvmecore.config import CoreConfig
 from .amaranth_axi import AmaranthAxiMemory
 from .amaranth_port import AmaranthInitiator, wait_idle
 from .axi_rules import AxiMemoryModel, AxiMemorySettings, AxiRules
-from .behaviour import BackendInitiator, InitiatorSettings, Namespace
+from .behaviour import BackendInitiator, InitiatorSettings
 
 __all__ = ["AmaranthBackendBench"]
 
@@ -32,12 +32,9 @@ class AmaranthBackendBench:
         self.dut = dut
         self.config = config
         self.log = logging.getLogger("tb")
-        self.namespace = Namespace(config.namespace_bytes)
         self.errors = list(errors)
-        self.initiator = BackendInitiator(
-            config.data_width, self.namespace, settings,
-            error_ranges=[(start, end) for start, end, _ in errors],
-            name=type(dut).__name__)
+        self.initiator = BackendInitiator.for_bench(config, settings, errors, type(dut).__name__)
+        self.namespace = self.initiator.namespace
         self.sim = Simulator(dut)
         self.sim.add_clock(4e-9)
         self.sim.add_process(AmaranthInitiator(dut.port, self.initiator).process())

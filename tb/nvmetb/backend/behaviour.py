@@ -168,6 +168,14 @@ class BackendInitiator:
     command must succeed. Without either, every command must succeed.
     """
 
+    @classmethod
+    def for_bench(cls, config, settings: InitiatorSettings | None, errors, name):
+        """An initiator over a fresh, empty namespace of ``config.namespace_bytes`` for a
+        backend bench whose backend fails ``errors`` (``(start, end, response)`` namespace
+        byte ranges, as the benches' AXI memories take them)."""
+        return cls(config.data_width, Namespace(config.namespace_bytes), settings,
+                   error_ranges=[(start, end) for start, end, _ in errors], name=name)
+
     def __init__(self, data_width, namespace: Namespace, settings: InitiatorSettings | None
                  = None, *, rng=None, expect_error=None, error_ranges=(), source=None,
                  name="backend"):

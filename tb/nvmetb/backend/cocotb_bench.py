@@ -22,7 +22,7 @@ from cocotb.triggers import RisingEdge
 
 from nvmecore.config import CoreConfig
 
-from .behaviour import BackendInitiator, InitiatorSettings, Namespace
+from .behaviour import BackendInitiator, InitiatorSettings
 from .cocotb_axi import attach_axi_ram
 from .cocotb_port import CocotbInitiator
 
@@ -37,12 +37,10 @@ class CocotbBackendBench:
         self.dut = dut
         self.config = config
         self.log = logging.getLogger("tb")
-        self.namespace = Namespace(config.namespace_bytes)
         self.errors = list(errors)
-        self.initiator = BackendInitiator(
-            config.data_width, self.namespace, settings,
-            error_ranges=[(start, end) for start, end, _ in errors],
-            name=f"{dut._name}.{prefix}")
+        self.initiator = BackendInitiator.for_bench(config, settings, errors,
+                                                    f"{dut._name}.{prefix}")
+        self.namespace = self.initiator.namespace
         self._prefix = prefix
         self._axi_prefix = axi_prefix
         self._pause, self._errors, self._seed = pause, errors, seed
