@@ -210,6 +210,7 @@ class NvmeCore(wiring.Component):
             admin.admin_cq_size.eq(ctrl.admin_cq_size),
             admin.ctrl_reset.eq(ctrl.ctrl_reset),
             admin.msix_enable.eq(self.cfg.msix_enable),
+            admin.event_enable.eq(ctrl.run & self.cfg.bus_master_enable),
             admin.temperature.eq(self.temperature),
             admin.sq_valid.eq(queues.sq_valid),
             admin.cq_valid.eq(queues.cq_valid),

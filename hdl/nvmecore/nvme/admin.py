@@ -104,6 +104,9 @@ class AdminEngine(wiring.Component):
             "admin_cq_size": In(13),
             "ctrl_reset": In(1),
             "msix_enable": In(1),
+            # Held AERs complete only while the controller runs (CSTS.RDY, no CFS, no
+            # shutdown) and may write memory (bus mastering): as the reference model.
+            "event_enable": In(1),
             # QueueState
             "sq_valid":   In(n),
             "cq_valid":   In(n),
@@ -329,7 +332,7 @@ class AdminEngine(wiring.Component):
                 with m.If(pending_create):
                     m.d.sync += pending_create.eq(0)
                     m.next = "ADMIN_SQ"
-                with m.Elif(event_ready & ~own_valid):
+                with m.Elif(event_ready & ~own_valid & self.event_enable):
                     m.d.comb += self.reserve.eq(1)
                     with m.If(self.reserve_ack):
                         # Complete the oldest held AER with the event, mask its type.

@@ -507,6 +507,27 @@ async def get_log_page_errors(c: Run):
 
 
 @scenario("admin")
+async def get_log_page_mdts(c: Run):
+    """Get Log Page moves at most MDTS like any data transfer (QEMU checks it too): NUMD
+    for exactly 2^MDTS pages succeeds (the page's 512 bytes come back), one DWORD more is
+    Invalid Field + DNR [NVMe 1.4 §5.14, Figure 106 MDTS]."""
+    h = c.host
+    await up(c, 1)
+    limit = h.mdts_bytes
+    page = c.t.alloc(PAGE_BYTES, PAGE_BYTES, name="log")
+    c.t.mem_write(page, bytes(PAGE_BYTES))
+    cqe, _ = await h.get_log_page(LogPage.SMART_HEALTH.value, limit // 4, prp1=page,
+                                  check=False)
+    c.status("NUMD = MDTS", cqe, G.SUCCESS)
+    smart = c.t.mem_read(page, 512)
+    c.equal("SMART log returned (temperature set)", smart[1:3] != bytes(2), True)
+    cqe, _ = await h.get_log_page(LogPage.SMART_HEALTH.value, limit // 4 + 1, prp1=page,
+                                  check=False)
+    c.status("NUMD = MDTS + 1 DWORD", cqe, G.INVALID_FIELD, True)
+    c.t.free(page)
+
+
+@scenario("admin")
 async def smart_log(c: Run):
     """SMART / Health: success; the composite temperature a plausible kelvin value;
     Host Read Commands grows by exactly the number of Reads completed; Host Write
@@ -695,6 +716,71 @@ async def aer_masked_until_log_read(c: Run):
     c.true("completed after the log was read", cqe is not None)
     if cqe is not None:
         c.equal("event DW0", cqe.dw0 & 0xFF, 0)
+
+
+@scenario("events", ci_slice=True)
+async def aer_waits_for_bus_master(c: Run):
+    """With bus mastering off a function may not write memory [PCIe 4.0 §7.5.1.1.3]: an
+    event raised then leaves the held AER held (no completion, no interrupt); it
+    completes once bus mastering is back."""
+    h = c.host
+    await up(c, 1)
+    await c.t.pci_config(bus_master=False)
+    await c.t.mmio_write(h.doorbell(5), 1)
+    await c.settle(20)
+    c.true("no AER completion with bus mastering off",
+           await pending_aer(c, timeout_us=20) is None)
+    await c.t.pci_config(bus_master=True)
+    cqe = await pending_aer(c)
+    c.equal("AER completed once bus mastering is back", cqe is not None, True,
+            qemu=(False, "QEMU 7.2 fails DMA with bus mastering off: the AER's CQ entry "
+                         "write fails and sets CSTS.CFS; ours waits for bus mastering "
+                         "(DESIGN.md §11)"))
+    if cqe is not None:
+        c.equal("event DW0", cqe.dw0 & 0xFFFFFF, 0x01_00_00)
+
+
+@scenario("events")
+async def aer_after_shutdown(c: Run):
+    """After a shutdown (SHST = 10b) commands run again only after a controller reset
+    [NVMe 1.4 §7.6.2]: an event raised then leaves the held AER held, and the reset
+    drops it; after a new bring-up a new event completes the new AER."""
+    h = c.host
+    await up(c, 1)
+    await h.shutdown()
+    await c.t.mmio_write(h.doorbell(5), 1)
+    await c.settle(20)
+    c.true("no AER completion after shutdown", await pending_aer(c, timeout_us=20) is None,
+           qemu=(False, "QEMU 7.2 keeps completing commands after a shutdown (its "
+                        "shutdown only flushes the namespaces); ours stops until a "
+                        "controller reset (docs/admin-commands.md)"))
+    await h.disable()
+    await up(c, 1)
+    await c.t.mmio_write(h.doorbell(6), 1)
+    cqe = await pending_aer(c)
+    c.true("a new event completes the new AER", cqe is not None)
+
+
+@scenario("events", ci_slice=True)
+async def aer_after_fatal_status(c: Run):
+    """After a failed SQ fetch sets CSTS.CFS the controller stops [NVMe 1.4 §10.5]: an
+    event raised then leaves the held AER held; a controller reset brings it back."""
+    c.need("fail_reads", "the transport cannot make host memory reads fail")
+    h = c.host
+    await up(c, 1)
+    sq = h.sqs[1]
+    c.t.fail_reads(sq.base, sq.base + 64 * sq.entries)
+    await h.submit_flush(1)
+    status = await wait_csts(c, lambda s: s.cfs, timeout_us=200)
+    c.equal("CSTS.CFS after the failed fetch", status.cfs, 1)
+    c.t.clear_faults()
+    await c.t.mmio_write(h.doorbell(5), 1)
+    await c.settle(20)
+    c.true("no AER completion with CFS set", await pending_aer(c, timeout_us=20) is None)
+    await h.disable()
+    c.equal("CSTS after reset", (await h.read_reg(Reg.CSTS)) & 0xF, 0)
+    await up(c, 1)
+    c.status("a Flush after the reset", await h.io_wait(await h.submit_flush(1)), G.SUCCESS)
 
 
 @scenario("events")

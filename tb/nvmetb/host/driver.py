@@ -506,17 +506,19 @@ class NvmeHost(NvmIo):
             data_len=PAGE_SIZE, page_offset=page_offset, check=check)
 
     async def get_log_page(self, lid, numd, offset=0, rae=False, *, lsp=0, nsid=0xFFFF_FFFF,
-                           page_offset=0, check=True):
+                           page_offset=0, prp1=None, check=True):
         """Get Log Page of ``numd`` dwords (the 0's based NUMD field is ``numd`` − 1) from
-        byte ``offset``: ``(cqe, numd × 4 bytes)``."""
+        byte ``offset``: ``(cqe, numd × 4 bytes)``; with ``prp1`` the data goes there
+        (a NUMD larger than the log needs no buffer that large) and ``(cqe, b"")``."""
         n = numd - 1
         return await self.admin(
             AdminOpcode.GET_LOG_PAGE, nsid=nsid,
             cdw10=_encode(GetLogPageDw10, {"lid": int(getattr(lid, "value", lid)), "lsp": lsp,
                                             "rae": int(rae), "numdl": n & 0xFFFF}),
             cdw11=_encode(GetLogPageDw11, {"numdu": n >> 16}),
-            cdw12=offset & _M32, cdw13=offset >> 32,
-            data_len=4 * numd, page_offset=page_offset, check=check)
+            cdw12=offset & _M32, cdw13=offset >> 32, prp1=prp1,
+            data_len=0 if prp1 is not None else 4 * numd, page_offset=page_offset,
+            check=check)
 
     async def set_features(self, fid, cdw11=0, *, sv=False, nsid=0, cdw12=0, cdw13=0,
                            cdw14=0, cdw15=0, data_out=None, check=True):

@@ -35,6 +35,7 @@ from .commands import (
     fields,
 )
 from .events import HeldRequest
+from .io import MDTS_BYTES
 from .queues import CQE_BYTES, SQE_BYTES
 
 __all__ = ["Done", "HELD", "AdminCommandSet"]
@@ -208,6 +209,8 @@ class AdminCommandSet:
         dwords = (dw11.numdu << 16 | dw10.numdl) + 1
         offset = sqe.cdw13 << 32 | sqe.cdw12
         if offset % 4:
+            raise Refused(GenericStatus.INVALID_FIELD, dnr=True)
+        if 4 * dwords > MDTS_BYTES:                 # the transfer asked for, as QEMU checks
             raise Refused(GenericStatus.INVALID_FIELD, dnr=True)
         try:
             lid = LogPage(dw10.lid)
