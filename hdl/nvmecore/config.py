@@ -47,7 +47,11 @@ class CoreConfig:
     #: supported: the PRP engine and the admin data path assume them.
     mps_min: int = 0
     mps_max: int = 0
-    #: Cycles a DMA read may wait for its data before it fails (50 ms at 250 MHz).
+    #: The SQ fetch engine's backstop time-out: an SQ entry read fails (CSTS.CFS) when it
+    #: is outstanding and no data at all moves on the DMA read port for this many cycles
+    #: (50 ms at 250 MHz; reads come back in order, so a read queued behind others is
+    #: not late while theirs moves). A PCIe adapter's own completion time-out ends a read
+    #: first; this catches a port that never answers.
     dma_read_timeout: int = 12_500_000
     #: Cycles a PCIe adapter waits for a read's completions before it fails the read with
     #: an error (completion time-out; 50 ms at 250 MHz).

@@ -168,6 +168,8 @@ class NvmeCore(wiring.Component):
             queues.sq_advance.eq(fetch.sq_advance),
             queues.cq_reserve.eq(fetch.cq_reserve),
             fetch.reserve.eq(admin.reserve),
+            fetch.hold.eq(admin.hold_cq),
+            fetch.port_moved.eq(self.dma_rd.data.valid & self.dma_rd.data.ready),
             admin.reserve_ack.eq(fetch.reserve_ack),
         ]
         # DMA reads: SQ entries, then the I/O engine's PRP lists and host data.

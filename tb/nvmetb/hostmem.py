@@ -112,6 +112,9 @@ class FaultRule:
     count: int | None = None
     hits: int = 0
     kind: str | None = None
+    #: ``kind="late"`` (core-level DMA port only): the read is answered, with error
+    #: beats, this many cycles later than usual (past the SQ fetch time-out, say).
+    delay: int = 0
 
     @property
     def spent(self):
@@ -255,7 +258,7 @@ class HostMemory:
 
     # -- Device side ---------------------------------------------------------------------
 
-    def fail_reads(self, match, count=None, kind=None) -> FaultRule:
+    def fail_reads(self, match, count=None, kind=None, delay=0) -> FaultRule:
         """Make device reads fail: ``match`` is a predicate ``(addr, length) -> bool``, a
         ``range`` of addresses or a ``(start, stop)`` pair (a read overlapping it fails).
         ``count`` limits how many reads fail (None: all that match); ``kind`` is
@@ -270,7 +273,7 @@ class HostMemory:
             predicate = match
         else:
             raise TypeError(f"fail_reads: {match!r} is not a predicate or address range")
-        rule = FaultRule(predicate, count, kind=kind)
+        rule = FaultRule(predicate, count, kind=kind, delay=delay)
         self._faults.append(rule)
         return rule
 

@@ -3,13 +3,13 @@ of nvmetb.scenarios.registers, compared with the reference model."""
 
 import pytest
 
-from nvmecore import CoreConfig
 from nvmecore.cli import generate_verilog
+from nvmetb.bench import CORE_BENCH_CONFIG
 from nvmetb.scenarios.registers import SCENARIOS
 from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
 
-#: The default build, plus the test ports.
-CONFIG = CoreConfig(debug=True)
+#: The default build, plus the test ports and a short SQ fetch time-out.
+CONFIG = CORE_BENCH_CONFIG
 
 
 @pytest.fixture(scope="module")

@@ -117,6 +117,8 @@ class AdminEngine(wiring.Component):
             "sq_cqid_of": Out(qw),    # look up an SQ's CQ ...
             "sq_cqid":    In(qw),     # ... here
             "cq_release": Out(data.StructLayout({"valid": 1, "qid": qw})),
+            # Delete I/O SQ waits for its CQ's commands: fetch nothing more for that CQ
+            "hold_cq":    Out(data.StructLayout({"valid": 1, "qid": qw})),
             "reserve":    Out(1),
             "reserve_ack": In(1),
             # features that act elsewhere
@@ -579,8 +581,10 @@ class AdminEngine(wiring.Component):
                     with m.Else():
                         m.next = "DRAIN"
             with m.State("DRAIN"):
-                # Commands already fetched from the deleted SQ complete first.
-                m.d.comb += self.a_cq.eq(delete_cq)
+                # Commands already fetched from the deleted SQ complete first; so do those
+                # of its CQ's other SQs, which are not fetched from meanwhile (hold_cq).
+                m.d.comb += [self.a_cq.eq(delete_cq),
+                             self.hold_cq.valid.eq(1), self.hold_cq.qid.eq(delete_cq)]
                 with m.If(self.a_cq_inflight == 0):
                     complete(SUCCESS)
                     m.next = "IDLE"

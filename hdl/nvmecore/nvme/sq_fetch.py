@@ -14,9 +14,22 @@ the I/O engine (``io_slots`` commands, ``io_returned`` gives one back) for the o
 the read data of a fetch never waits, and never holds up the reads behind it on the
 shared DMA read port (docs/io-commands.md "Many commands in flight").
 
-A read that fails (error beat) or gets no data for ``dma_read_timeout`` cycles is fatal:
+A read that fails (error beat), or is outstanding while no data at all moves on the
+shared DMA read port for ``dma_read_timeout`` cycles (``port_moved``: data comes back in
+request order, so a read behind others is only waiting), is fatal:
 ``fatal`` pulses (CSTS.CFS), nothing more is fetched or passed on until a controller
 reset, and data still arriving for abandoned reads is dropped.
+
+*An SQ deleted while it is being fetched* (Delete I/O SQ completes between the arbiter's
+choice and the DMA read being taken — the read port can be busy for a long time): the
+fetch is cancelled. Before the request is offered nothing happens; once offered, the
+request stays valid until taken (``amaranth.lib.stream``'s rule), but the SQ's head and
+the CQ's slots are left alone and the read's data is dropped, so no command of a deleted
+SQ runs or completes after its Delete I/O SQ did [NVMe 1.4 §5.6].
+
+*Held CQ* (``hold``): while the admin engine waits for the commands of a deleted SQ to
+complete — it waits for every command in flight on that SQ's CQ — no other SQ of that
+CQ is fetched, so the wait ends however busy they are.
 
 The admin engine can ask for one slot of CQ 0 (``reserve``) to complete an Asynchronous
 Event Request it holds; the engine grants it between fetches.
@@ -69,6 +82,8 @@ class FetchEngine(wiring.Component):
             "reserve_ack": Out(1),                # ... granted (one-cycle pulse)
             "admin_taken": In(1),                 # an admin command left the admin FIFO
             "io_returned": In(1),                 # an I/O command left the I/O engine
+            "port_moved": In(1),                  # a data beat moved on the shared port
+            "hold":      In(data.StructLayout({"valid": 1, "qid": qw})),  # CQ not to feed
             # QueueState
             "sq_work":   In(n),
             "f_sq":      Out(qw),
@@ -102,7 +117,7 @@ class FetchEngine(wiring.Component):
 
         # -- In-flight reads -------------------------------------------------------------------
         ctx_layout = data.StructLayout({"sqid": qw, "cqid": qw, "first": 16, "count": 16,
-                                        "size_m1": 16})
+                                        "size_m1": 16, "drop": 1})
         ctx = fifo.SyncFIFOBuffered(width=ctx_layout.size, depth=self._max_reads)
         m.submodules.ctx = ResetInserter(self.clear)(ctx)
         outstanding = Signal(range(self._max_reads + 2))
@@ -170,6 +185,13 @@ class FetchEngine(wiring.Component):
         req_size_m1 = Signal(16)
         can_issue = self.run & self.bus_master_enable & ~dead & (outstanding < self._max_reads)
 
+        # The SQ chosen (or being chosen) deleted by the admin engine: cancel its fetch.
+        deleting = Signal()
+        m.d.comb += deleting.eq(self.setup.valid & ~self.setup.cq & ~self.setup.create
+                                & (self.setup.qid == Mux(picking, pick, sq)))
+        cancelled = Signal()
+        drop_now = Signal()            # the request being taken belongs to a deleted SQ
+
         with m.FSM(name="fetch"):
             with m.State("IDLE"):
                 m.d.comb += picking.eq(1)
@@ -184,13 +206,15 @@ class FetchEngine(wiring.Component):
                         ]
                 with m.Elif(can_issue & found):
                     m.d.comb += base_rd.en.eq(1)
-                    m.d.sync += [sq.eq(pick), last.eq(pick)]
+                    m.d.sync += [sq.eq(pick), last.eq(pick), cancelled.eq(deleting)]
                     m.next = "SIZE"
             with m.State("SIZE"):
-                with m.If(~can_issue):
-                    m.next = "IDLE"                      # stopped while deciding
-                with m.Elif(count == 0):
-                    # No credit (or the work went away): skip until slots come back.
+                with m.If(~can_issue | deleting | cancelled):
+                    m.next = "IDLE"                      # stopped or deleted while deciding
+                with m.Elif((count == 0)
+                            | (self.hold.valid & (self.f_sq_cqid == self.hold.qid))):
+                    # No credit (or the work went away, or its CQ is held): skip until
+                    # slots come back.
                     m.d.sync += blocked.bit_select(sq, 1).eq(self.sq_work.bit_select(sq, 1))
                     m.next = "IDLE"
                 with m.Else():
@@ -202,8 +226,18 @@ class FetchEngine(wiring.Component):
                     ]
                     m.next = "ISSUE"
             with m.State("ISSUE"):
-                m.d.comb += req.valid.eq(1)
-                with m.If(req.ready):
+                m.d.comb += [req.valid.eq(1), drop_now.eq(cancelled | deleting)]
+                with m.If(deleting):
+                    m.d.sync += cancelled.eq(1)
+                with m.If(req.ready & drop_now):
+                    # Deleted while offered: the read goes out, its data is dropped.
+                    m.d.comb += [
+                        ctx.w_en.eq(1),
+                        ctx.w_data.eq(Cat(sq, req_cqid, req_head, req_count, req_size_m1,
+                                          Const(1, 1))),
+                    ]
+                    m.next = "IDLE"
+                with m.Elif(req.ready):
                     m.d.comb += [
                         self.sq_advance.valid.eq(1),
                         self.sq_advance.qid.eq(sq),
@@ -212,11 +246,16 @@ class FetchEngine(wiring.Component):
                         self.cq_reserve.qid.eq(req_cqid),
                         self.cq_reserve.n.eq(req_count),
                         ctx.w_en.eq(1),
-                        ctx.w_data.eq(Cat(sq, req_cqid, req_head, req_count, req_size_m1)),
+                        ctx.w_data.eq(Cat(sq, req_cqid, req_head, req_count, req_size_m1,
+                                          Const(0, 1))),
                     ]
                     m.next = "IDLE"
-        # Slots back in a CQ, a queue set up, room back downstream: look at every SQ again.
-        with m.If(self.unblock | self.setup.valid | self.admin_taken | self.io_returned):
+        # Slots back in a CQ, a queue set up, room back downstream, a CQ no longer held:
+        # look at every SQ again.
+        holding = Signal()
+        m.d.sync += holding.eq(self.hold.valid)
+        with m.If(self.unblock | self.setup.valid | self.admin_taken | self.io_returned
+                  | (holding & ~self.hold.valid)):
             m.d.sync += blocked.eq(0)
 
         # -- Read data: assemble entries ------------------------------------------------------
@@ -258,10 +297,10 @@ class FetchEngine(wiring.Component):
                         out.p.sqid.eq(cur.sqid),
                         out.p.cqid.eq(cur.cqid),
                         out.p.sqhd.eq(Mux(index_wrapped == cur.size_m1, 0, index_wrapped + 1)),
-                        out.valid.eq(~dead & ~error),
+                        out.valid.eq(~dead & ~error & ~cur.drop),
                         entry.eq(entry + 1),
                     ]
-                    with m.If(error):
+                    with m.If(error & ~cur.drop):
                         m.d.comb += self.fatal.eq(1)
                         m.d.sync += dead.eq(1)
                 with m.If(beat.p.last):
@@ -273,7 +312,7 @@ class FetchEngine(wiring.Component):
         finished = beat.valid & beat.ready & beat.p.last & (discard == 0)
         m.d.sync += outstanding.eq(outstanding + issued - finished)
         timer = Signal(range(config.dma_read_timeout + 1))
-        with m.If((outstanding == 0) | (beat.valid & beat.ready) | dead):
+        with m.If((outstanding == 0) | (beat.valid & beat.ready) | self.port_moved | dead):
             m.d.sync += timer.eq(0)
         with m.Elif(timer == config.dma_read_timeout):
             m.d.comb += self.fatal.eq(1)
@@ -283,7 +322,7 @@ class FetchEngine(wiring.Component):
 
         m.d.comb += self.idle.eq(((outstanding == 0) | dead) & ~out.valid)
 
-        fetched = req.valid & req.ready
+        fetched = req.valid & req.ready & ~drop_now
         delivered = out.valid & out.ready
         to_admin = out.p.sqid == 0
         m.d.sync += [

@@ -147,10 +147,11 @@ class BenchTransport(HostMemoryTransport):
         self._fail_namespace(start, stop)
         self.core.model.fail_namespace(start, stop)
 
-    def fail_reads(self, start, stop, kind=None):
+    def fail_reads(self, start, stop, kind=None, delay=0):
         """Device reads overlapping [start, stop) fail, for the RTL and the model alike;
-        ``kind`` is how the bus reports it (:meth:`HostMemory.fail_reads`)."""
-        self.memory.fail_reads((start, stop), kind=kind)
+        ``kind`` is how the bus reports it and ``delay`` how late a ``"late"`` one is
+        answered (:meth:`HostMemory.fail_reads`)."""
+        self.memory.fail_reads((start, stop), kind=kind, delay=delay)
         self.mirror.failing.append((start, stop))
 
     def clear_faults(self):

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from nvmecore import CoreConfig
+from nvmetb.bench import CORE_BENCH_CONFIG
 
 from . import SCENARIOS, Result, run_scenario
 
@@ -24,9 +25,9 @@ __all__ = ["CONFIG", "PCIE_CONFIG", "run_model", "run_qemu", "run_rtl", "RESULTS
 
 log = logging.getLogger("tb")
 
-#: The build every target mirrors: the default build with its debug ports (the same
-#: Verilog as test_core_rtl, so the simulator builds are shared).
-CONFIG = CoreConfig(debug=True)
+#: The build every target mirrors: the core-level bench's (the same Verilog as
+#: test_core_rtl, so the simulator builds are shared).
+CONFIG = CORE_BENCH_CONFIG
 #: Where the cocotb side writes its results (a JSON file), and which scenarios it runs.
 RESULTS_ENV = "NVMETB_CONFORMANCE_RESULTS"
 SELECT_ENV = "NVMETB_CONFORMANCE_SCENARIOS"

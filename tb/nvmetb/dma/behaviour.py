@@ -144,7 +144,9 @@ class ReadResponder:
         data, error = self.memory.device_read(addr, length, mrrs)
         n = _beat_count(length, self.beat_bytes)
         data = data.ljust(n * self.beat_bytes, b"\0")
-        read = _InFlightRead(self.cycle + self.settings.read_latency - 1)
+        fault = self.memory.last_fault
+        late = fault.delay if error and fault is not None and fault.kind == "late" else 0
+        read = _InFlightRead(self.cycle + self.settings.read_latency - 1 + late)
         where = {"all": range(n), "first": range(1), "last": range(n - 1, n)}
         flagged = where[self.settings.read_error_beats] if error else range(0)
         for i in range(n):

@@ -424,6 +424,9 @@ class UspDma:
         if error:
             rule = self.memory.last_fault
             kind = (rule.kind if rule is not None else "ur") or self.settings.fault
+            if kind == "late":
+                # Later than every time-out: to the hard IP, a read never answered.
+                kind = "drop"
             self.faults[kind] += 1
         if not self.answer_reads:
             kind = "drop"

@@ -250,6 +250,43 @@ async def fetch_error(host: NvmeHost, bench):
     await host.bring_up(io_queues=1, queue_entries=8)
 
 
+async def fetch_timeout(host: NvmeHost, bench):
+    """An SQ entry read answered later than the fetch engine's time-out
+    (``dma_read_timeout`` cycles with no data moving on the read port) is fatal like a
+    failed one: CSTS.CFS, nothing more fetched; its data, when it comes, is dropped; a
+    controller reset recovers. (Behind the UltraScale+ adapter the late read is one the
+    hard IP never answers: the adapter's completion time-out fails it first.)"""
+    config = bench.core.config
+    # The first time-out to fire: the fetch engine's, or a PCIe adapter's.
+    timeout = min(config.dma_read_timeout, config.completion_timeout)
+    if timeout > 1_000_000:
+        raise Mismatch(f"dma_read_timeout {timeout}: too long to simulate; the benches' "
+                       f"builds set a short one")
+    await host.bring_up(io_queues=1, queue_entries=8)
+    asq = host.sqs[0]
+    bench.fail_reads(asq.base, asq.base + 64 * asq.entries, kind="late", delay=timeout + 1000)
+    await host.submit(0, {"cdw0": {"opc": AdminOpcode.GET_FEATURES.value}, "cdw10": 7})
+    waited_us, limit_us = 0, timeout // 250 + 20
+    while True:
+        await bench.wait(2)
+        waited_us += 2
+        csts = await bench.core.read(0x1C, compare=False)   # the model failed at once
+        if csts >> 1 & 1 or waited_us > limit_us:
+            break
+    if not csts >> 1 & 1:
+        raise Mismatch(f"CSTS {csts:#x}: CFS not set {waited_us} us after an SQ read that "
+                       f"the port did not answer")
+    if waited_us < timeout // 250:
+        raise Mismatch(f"CFS set after {waited_us} us, before the {timeout} cycle time-out")
+    await bench.core.read_settled(0x1C)
+    bench.clear_faults()
+    await bench.wait(1000 // 250 + 10)            # the late data arrives and is dropped
+    await host.disable()
+    bench.forget_io()
+    await host.bring_up(io_queues=1, queue_entries=8)
+    await host.flush(1)
+
+
 async def temperature_event(host: NvmeHost, bench):
     """The temperature input crossing the over-temperature threshold, with AEC bit 1 set,
     completes the held AER with a SMART / Health event; SMART / Health reports it."""
@@ -280,7 +317,51 @@ async def bus_mastering_off(host: NvmeHost, bench):
     expect(await host.wait_completion(0, cid), G.SUCCESS, False, "after bus mastering")
 
 
+async def delete_sq_beside_busy_sq(host: NvmeHost, bench, *, in_flight=6, blocks=4):
+    """Delete I/O SQ 1 while SQ 2, on the same CQ, is kept busy with Reads (each one that
+    completes is replaced at once): the Delete completes after the commands already
+    fetched for that CQ, the queue is gone, and SQ 2's Reads all succeed. Before, the
+    Delete waited until its CQ had no command in flight at all, which a busy sibling SQ
+    never allows: it starved."""
+    await host.bring_up(io_queues=2, queue_entries=32)
+    await host.delete_io_sq(2)
+    await host.create_io_sq(2, 32, cqid=1)
+    span = host.namespace_blocks() - blocks
+    issued = 0
+
+    async def read():
+        nonlocal issued
+        issued += 1
+        return await host.submit_read(2, issued * blocks % span, blocks)
+
+    for _ in range(in_flight):
+        await read()
+    cid = await host.submit(0, {"cdw0": {"opc": AdminOpcode.DELETE_IO_SQ.value},
+                                "cdw10": 1})
+    # The Delete may wait for every Read fetched before it, but not for Reads that come
+    # after: a few times the number in flight is plenty.
+    allowed = 3 * in_flight
+    completed = []
+    while (0, cid) not in host.completions:
+        done = await host.io_reap()
+        completed += done
+        if len(completed) > allowed:
+            raise Mismatch(f"Delete I/O SQ 1 not complete after {len(completed)} Reads of "
+                           f"SQ 2 (its CQ's sibling) completed")
+        for _ in done:
+            await read()
+        await host.process_completions(0)
+    expect(host.completions.pop((0, cid)), G.SUCCESS, False, "Delete I/O SQ 1")
+    host.t.free(host.sqs.pop(1).base)
+    completed += await host.io_wait_all(list(host.io_pending.values()))
+    for cmd in completed:
+        expect(cmd.cqe, G.SUCCESS, False, str(cmd))
+    cqe = await host.delete_io_sq(1, check=False)
+    expect(cqe, C.INVALID_QUEUE_IDENTIFIER, True, "Delete I/O SQ 1 again")
+
+
 QUEUE_SCENARIOS = {f.__name__: f for f in (
     bring_up, admin_status_paths, more_status_paths, io_queue_laps, async_events,
     reset_in_traffic, coalescing, fetch_error, temperature_event, bus_mastering_off,
+    delete_sq_beside_busy_sq, fetch_timeout,
 )}

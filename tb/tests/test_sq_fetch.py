@@ -1,0 +1,131 @@
+"""The SQ fetch engine alone (Amaranth simulation): what no core-level scenario can time
+exactly — an SQ deleted while its fetch waits for the DMA read port."""
+
+import pytest
+from amaranth.sim import Simulator
+
+from nvmecore import CoreConfig
+from nvmecore.nvme.sq_fetch import SQE_BYTES, FetchEngine
+
+pytestmark = pytest.mark.quick
+
+CONFIG = CoreConfig(io_queues=2, max_queue_entries=64, data_width=128)
+BEATS_PER_SQE = SQE_BYTES * 8 // CONFIG.data_width
+SQ_PAGE = 0x1234
+
+
+def _bench(testbench):
+    dut = FetchEngine(CONFIG)
+    sim = Simulator(dut)
+    sim.add_clock(4e-9)
+
+    async def run(ctx):
+        await testbench(ctx, dut)
+    sim.add_testbench(run)
+    sim.run()
+
+
+async def _setup(ctx, dut, *, create, qid=1):
+    ctx.set(dut.setup.valid, 1)
+    ctx.set(dut.setup.qid, qid)
+    ctx.set(dut.setup.cq, 0)
+    ctx.set(dut.setup.create, create)
+    ctx.set(dut.setup.base, SQ_PAGE)
+    ctx.set(dut.setup.size_m1, 15)
+    ctx.set(dut.setup.cqid, 1)
+    await ctx.tick()
+    ctx.set(dut.setup.valid, 0)
+
+
+def _sq1_has_work(ctx, dut, entries=4):
+    """SQ 1 (16 entries, CQ 1 with room) holds ``entries`` commands."""
+    ctx.set(dut.sq_work, 0b010 if entries else 0)
+    ctx.set(dut.f_sq_head, 0)
+    ctx.set(dut.f_sq_tail, entries)
+    ctx.set(dut.f_sq_size_m1, 15)
+    ctx.set(dut.f_sq_cqid, 1)
+    ctx.set(dut.f_cq_credit, 15)
+
+
+async def _until_offered(ctx, dut, limit=20):
+    for _ in range(limit):
+        if ctx.get(dut.dma.req.valid):
+            return
+        await ctx.tick()
+    raise AssertionError("no SQ read offered")
+
+
+async def _answer(ctx, dut, sqes):
+    """Return ``sqes`` entries of read data; the commands handed on (SQIDs)."""
+    ctx.set(dut.cmd.ready, 1)
+    handed = []
+    beats = sqes * BEATS_PER_SQE
+    for i in range(beats):
+        ctx.set(dut.dma.data.valid, 1)
+        ctx.set(dut.dma.data.p.data, i)
+        ctx.set(dut.dma.data.p.last, i == beats - 1)
+        while True:
+            ready = ctx.get(dut.dma.data.ready)
+            await ctx.tick()
+            if ctx.get(dut.cmd.valid):
+                handed.append(ctx.get(dut.cmd.p.sqid))
+            if ready:
+                break
+    ctx.set(dut.dma.data.valid, 0)
+    for _ in range(4):
+        await ctx.tick()
+        if ctx.get(dut.cmd.valid):
+            handed.append(ctx.get(dut.cmd.p.sqid))
+    return handed
+
+
+@pytest.mark.parametrize("when", ["offered", "choosing"])
+def test_sq_deleted_while_fetching(when):
+    """Delete SQ 1 while its read waits for the DMA port (``offered``; before the fix
+    the read was taken as if nothing had happened: SQ head and CQ slots moved and four
+    commands of the deleted SQ were handed on) or in the cycle the arbiter chooses it
+    (``choosing``): the SQ's head and its CQ's slots are left alone, nothing of it is
+    handed on, and a new SQ 1 is fetched as usual."""
+
+    async def testbench(ctx, dut):
+        ctx.set(dut.run, 1)
+        ctx.set(dut.bus_master_enable, 1)
+        ctx.set(dut.max_read_request_size, 2)
+        ctx.set(dut.burst_log2, 7)
+        await _setup(ctx, dut, create=1)
+        _sq1_has_work(ctx, dut)
+        if when == "offered":
+            await _until_offered(ctx, dut)
+            for _ in range(5):                         # the port is busy
+                await ctx.tick()
+            await _setup(ctx, dut, create=0)
+        else:
+            # The engine chooses SQ 1 at the next edge: delete it at that same edge.
+            await _setup(ctx, dut, create=0)
+        _sq1_has_work(ctx, dut, entries=0)
+        ctx.set(dut.dma.req.ready, 1)
+        offered = bool(ctx.get(dut.dma.req.valid))
+        # The edge that takes the request moves neither the SQ's head nor the CQ's slots.
+        assert not ctx.get(dut.sq_advance.valid) and not ctx.get(dut.cq_reserve.valid)
+        await ctx.tick()
+        if when == "offered":
+            assert offered, "an offered request stays valid until taken"
+            assert await _answer(ctx, dut, 4) == [], "a deleted SQ's commands were handed on"
+        else:
+            for _ in range(5):
+                assert not ctx.get(dut.dma.req.valid), "a read of a deleted SQ was offered"
+                await ctx.tick()
+        # A new SQ 1 is fetched and handed on as usual.
+        ctx.set(dut.dma.req.ready, 0)
+        await _setup(ctx, dut, create=1)
+        _sq1_has_work(ctx, dut, entries=2)
+        await _until_offered(ctx, dut)
+        ctx.set(dut.dma.req.ready, 1)
+        assert ctx.get(dut.sq_advance.valid) and ctx.get(dut.sq_advance.n) == 2
+        assert ctx.get(dut.dma.req.p.addr) == SQ_PAGE << 12
+        await ctx.tick()
+        ctx.set(dut.dma.req.ready, 0)
+        _sq1_has_work(ctx, dut, entries=0)
+        assert await _answer(ctx, dut, 2) == [1, 1]
+
+    _bench(testbench)
