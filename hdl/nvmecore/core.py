@@ -20,7 +20,7 @@ requests, and ``dbg_doorbell`` / ``dbg_event`` show (valid only, no handshake) t
 doorbell updates and asynchronous events the core acts on.
 """
 
-from amaranth import Module, ResetInserter
+from amaranth import Module, ResetInserter, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -165,6 +165,7 @@ class NvmeCore(wiring.Component):
             fetch.f_sq_cqid.eq(queues.f_sq_cqid),
             queues.f_cq.eq(fetch.f_cq),
             fetch.f_cq_credit.eq(queues.f_cq_credit),
+            fetch.cq0_credit.eq(queues.cq0_credit),
             queues.sq_advance.eq(fetch.sq_advance),
             queues.cq_reserve.eq(fetch.cq_reserve),
             fetch.reserve.eq(admin.reserve),
@@ -203,6 +204,11 @@ class NvmeCore(wiring.Component):
         wiring.connect(m, admin.io_abort, io.abort)
 
         # -- Admin engine ---------------------------------------------------------------------
+        # Held AERs complete while commands run and bus mastering is on; registered, so
+        # that a register write (CC) does not reach the CQ slot reservation in one cycle.
+        event_enable = Signal()
+        m.d.sync += event_enable.eq(ctrl.run & self.cfg.bus_master_enable)
+        m.d.comb += admin.event_enable.eq(event_enable)
         m.d.comb += [
             admin.cc.eq(ctrl.cc),
             admin.admin_create.eq(ctrl.admin_create),
@@ -212,7 +218,6 @@ class NvmeCore(wiring.Component):
             admin.admin_cq_size.eq(ctrl.admin_cq_size),
             admin.ctrl_reset.eq(ctrl.ctrl_reset),
             admin.msix_enable.eq(self.cfg.msix_enable),
-            admin.event_enable.eq(ctrl.run & self.cfg.bus_master_enable),
             admin.temperature.eq(self.temperature),
             admin.sq_valid.eq(queues.sq_valid),
             admin.cq_valid.eq(queues.cq_valid),

@@ -82,6 +82,7 @@ class QueueState(wiring.Component):
             "a_sq_cqid":  Out(qw),
             "a_cq":       In(qw),
             "a_cq_credit": Out(16),
+            "cq0_credit": Out(16),      # the admin CQ's, without a lookup (AER slots)
             "a_cq_inflight": Out(16),         # commands fetched, not yet completed
             "cq_users":   Out(n),             # CQs that some valid SQ completes to
             "head_empty": Out(data.StructLayout({"valid": 1, "iv": 11})),
@@ -183,10 +184,12 @@ class QueueState(wiring.Component):
         m.d.comb += self.a_sq_cqid.eq(sq_cqid[self.a_sq])
         f_credit, _ = credit(self.f_cq, "f")
         a_credit, a_inflight = credit(self.a_cq, "a")
+        cq0_credit, _ = credit(0, "cq0")
         c = self.p_cq
         m.d.comb += [
             self.f_cq_credit.eq(f_credit),
             self.a_cq_credit.eq(a_credit),
+            self.cq0_credit.eq(cq0_credit),
             self.a_cq_inflight.eq(a_inflight),
             self.p_cq_tail.eq(cq_tail[c]),
             self.p_cq_phase.eq(cq_phase[c]),

@@ -80,6 +80,7 @@ class FetchEngine(wiring.Component):
             "idle":      Out(1),                  # no read outstanding, nothing buffered
             "reserve":   In(1),                   # admin: hold one slot of CQ 0 ...
             "reserve_ack": Out(1),                # ... granted (one-cycle pulse)
+            "cq0_credit": In(16),                 # CQ 0's credit, for ``reserve``
             "admin_taken": In(1),                 # an admin command left the admin FIFO
             "io_returned": In(1),                 # an I/O command left the I/O engine
             "port_moved": In(1),                  # a data beat moved on the shared port
@@ -196,8 +197,7 @@ class FetchEngine(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += picking.eq(1)
                 with m.If(self.reserve):
-                    m.d.comb += self.f_cq.eq(0)          # look at CQ 0's credit
-                    with m.If(self.f_cq_credit != 0):
+                    with m.If(self.cq0_credit != 0):
                         m.d.comb += [
                             self.reserve_ack.eq(1),
                             self.cq_reserve.valid.eq(1),
@@ -209,21 +209,26 @@ class FetchEngine(wiring.Component):
                     m.d.sync += [sq.eq(pick), last.eq(pick), cancelled.eq(deleting)]
                     m.next = "SIZE"
             with m.State("SIZE"):
-                with m.If(~can_issue | deleting | cancelled):
-                    m.next = "IDLE"                      # stopped or deleted while deciding
-                with m.Elif((count == 0)
-                            | (self.hold.valid & (self.f_sq_cqid == self.hold.qid))):
-                    # No credit (or the work went away, or its CQ is held): skip until
-                    # slots come back.
+                # The request is fixed here, and must not change while it waits. It is
+                # latched whatever is decided below (it is offered only from ISSUE), so
+                # that the decision does not lengthen the paths into it.
+                m.d.sync += [
+                    req.p.addr.eq(addr), req.p.length.eq(count << 6), req.p.tag.eq(0),
+                    req_cqid.eq(self.f_sq_cqid), req_head.eq(head),
+                    req_count.eq(count), req_size_m1.eq(size_m1),
+                ]
+                # No credit (or the work went away, or its CQ is held): skip it until slots
+                # come back (whether or not fetching stopped meanwhile: the two decisions
+                # are kept apart so that neither lengthens the other's paths).
+                skip = Signal()
+                m.d.comb += skip.eq((count == 0)
+                                    | (self.hold.valid & (self.f_sq_cqid == self.hold.qid)))
+                with m.If(skip):
                     m.d.sync += blocked.bit_select(sq, 1).eq(self.sq_work.bit_select(sq, 1))
+                # Stopped, or the SQ deleted, while deciding: nothing to fetch.
+                with m.If(skip | ~can_issue | deleting | cancelled):
                     m.next = "IDLE"
                 with m.Else():
-                    # The request is fixed here: it must not change while it waits.
-                    m.d.sync += [
-                        req.p.addr.eq(addr), req.p.length.eq(count << 6), req.p.tag.eq(0),
-                        req_cqid.eq(self.f_sq_cqid), req_head.eq(head),
-                        req_count.eq(count), req_size_m1.eq(size_m1),
-                    ]
                     m.next = "ISSUE"
             with m.State("ISSUE"):
                 m.d.comb += [req.valid.eq(1), drop_now.eq(cancelled | deleting)]
