@@ -35,13 +35,14 @@ apt_install() { \
 }
 endef
 
-.PHONY: help setup system-deps linux-deps linux-guest linux-cosim venv test test-quick \
+.PHONY: help setup system-deps linux-deps linux-guest linux-cosim venv test test-quick test-durations \
         verilog verilog-usp lint clean distclean synth synth-check synth-baseline board \
         bitstream conformance soak
 
 help:
 	@echo "make setup       system packages (Icarus, C++ toolchain), .venv with '.[dev]'"
 	@echo "make test        the whole regression: pytest -n auto (Icarus and Verilator)"
+	@echo "                 (SPLITS=N GROUP=i: the i-th of N balanced shards, for a CI matrix)"
 	@echo "make test-quick  the quick tier only (pytest -m quick)"
 	@echo "make conformance the conformance scenarios on the model, the RTL (core level and"
 	@echo "                 PCIe stack) and QEMU: a table, also in docs/conformance.md"
@@ -132,8 +133,19 @@ venv:
 $(VBIN)/pytest:
 	@echo "error: $(VBIN)/pytest not found; run 'make setup' first" >&2; exit 1
 
+# A CI matrix of machines: SPLITS=N GROUP=i runs the i-th of N shards, balanced by the
+# test durations in tb/test_durations.json (pytest-split; refresh it with
+# `make test-durations` after adding slow tests). Applies to test and soak.
+SPLITS ?=
+GROUP  ?= 1
+DURATIONS := tb/test_durations.json
+SPLIT_ARGS = $(if $(SPLITS),--splits $(SPLITS) --group $(GROUP) --durations-path $(DURATIONS),)
+
 test: | $(VBIN)/pytest
-	$(VBIN)/pytest -n auto
+	$(VBIN)/pytest -n auto $(SPLIT_ARGS)
+
+test-durations: | $(VBIN)/pytest
+	$(VBIN)/pytest -n auto --store-durations --durations-path $(DURATIONS)
 
 test-quick: | $(VBIN)/pytest
 	$(VBIN)/pytest -n auto -m quick
@@ -147,7 +159,7 @@ SHARDS   ?= $(shell nproc 2>/dev/null || echo 2)
 SOAK_SIM ?= verilator
 soak: | $(VBIN)/pytest
 	NVMETB_EXAMPLES=$(EXAMPLES) NVMETB_SHARDS=$(SHARDS) $(VBIN)/pytest -n $(SHARDS) -s \
-	  tb/tests/test_stateful.py -k "soak and $(SOAK_SIM)"
+	  $(SPLIT_ARGS) tb/tests/test_stateful.py -k "soak and $(SOAK_SIM)"
 
 verilog: | $(VBIN)/pytest
 	@mkdir -p build
