@@ -89,7 +89,13 @@ async def _pcie(dut, scn, target):
     stack = PcieStack(dut, config)
     transport = await stack.enumerate()
     host = NvmeHost(transport, poll_us=0.2, command_timeout_us=200)
-    return await run_scenario(scn, host, target, set(), facts(config))
+    async def after():
+        # The hard IP's rules on the link (TLP framing, tags, the INTx handshake).
+        if stack.link.violations:
+            from nvmetb.bench.harness import Mismatch
+            raise Mismatch("hard-IP rules broken:\n  " + "\n  ".join(stack.link.violations))
+
+    return await run_scenario(scn, host, target, {"intx"}, facts(config), after)
 
 
 def _make_test(scn):

@@ -26,7 +26,8 @@ adapter, every register access a TLP on the hard IP's interfaces.
 - INTx as the hard IP sends it [PG213 "Legacy Interrupt Mode"]: each change of
   ``cfg_interrupt_int[0]`` is an Assert/Deassert_INTA message, acknowledged by a
   ``cfg_interrupt_sent`` pulse :data:`INTX_SENT_CYCLES` later; a change before that
-  acknowledgement is a violation. The INTx level compared with the model is the one the
+  acknowledgement is a violation (:class:`nvmetb.usp.intx.IntxLink`, which the full
+  PCIe stack uses too). The INTx level compared with the model is the one the
   last message sent; the core's test ports as in ``cocotb_backend``.
 
 Host memory on RQ / RC is ``nvmetb.dma.usp_ports.UspDma``. :func:`run_usp_scenario` and
@@ -55,6 +56,7 @@ from nvmecore.top import CFG_FROM_IP
 from nvmetb.hostmem import HostMemory
 from nvmetb.model import DmaWrite
 from nvmetb.usp.cq import CcParser
+from nvmetb.usp.intx import INTX_SENT_CYCLES, IntxLink
 from nvmetb.usp.monitor import BeatMonitor
 
 from .cocotb_backend import CLOCK_NS, CocotbPorts
@@ -81,9 +83,6 @@ MEM_SPACE_ENABLE, BUS_MASTER_ENABLE = 1 << 1, 1 << 2
 #: through the completer (configuration, test ports, FLR) may act: the write reaches
 #: the core's register bus first, as the model assumes.
 POSTED_SETTLE = 16
-#: Cycles from a change of cfg_interrupt_int to the hard IP's cfg_interrupt_sent (the
-#: message has to get onto the link).
-INTX_SENT_CYCLES = 24
 #: Longest waits for a completion (ns) and for a non-posted credit (cycles).
 COMPLETION_WAIT_NS = 200_000
 CREDIT_WAIT_CYCLES = 50_000
@@ -132,9 +131,8 @@ class UspBackend(CocotbPorts):
         self.cfg_reads = 0
         self.dma = None              # the UspDma behind RQ / RC, when there is one
         self.violations = []         # hard-IP rules broken on CC and the cfg ports
-        self._intx_link = False      # INTx level on the link (last message sent)
+        self.intx_link = None        # the IP's side of the INTx handshake (IntxLink)
         self.err_cor = self.err_uncor = 0    # cycles with cfg_err_cor_in / _uncor_in high
-        self.intx_messages = 0
         self.cc_monitor = None
         self.cq = self.cc = None
         self._tag = 0
@@ -197,30 +195,11 @@ class UspBackend(CocotbPorts):
 
     def intx_level(self):
         """INTx as the host sees it: the level of the last message sent."""
-        return self._intx_link
+        return self.intx_link.level if self.intx_link is not None else False
 
-    async def _intx_messages(self):
-        """The hard IP's side of the legacy interrupt handshake (see the module text)."""
-        dut = self.dut
-        level = asked = 0
-        due = None
-        while True:
-            await RisingEdge(self.clk)
-            dut.cfg_interrupt_sent.value = 0
-            now = int(dut.cfg_interrupt_int.value) & 1
-            if due is not None:
-                if now != asked:
-                    self.violations.append(
-                        f"cfg_interrupt_int changed to {now} at cycle {self.cycle} before "
-                        f"cfg_interrupt_sent acknowledged the change to {asked}")
-                    log.error("usp: %s", self.violations[-1])
-                if self.cycle >= due:
-                    dut.cfg_interrupt_sent.value = 1
-                    level, due = asked, None
-                    self._intx_link = bool(level)
-                    self.intx_messages += 1
-            elif now != level:
-                asked, due = now, self.cycle + INTX_SENT_CYCLES
+    @property
+    def intx_messages(self):
+        return self.intx_link.messages if self.intx_link is not None else 0
 
     async def start(self):
         dut = self.dut
@@ -248,8 +227,9 @@ class UspBackend(CocotbPorts):
         self.cc_monitor = BeatMonitor(
             dut, "s_axis_cc", lambda: CcParser(width), violations=self.violations,
             clock=self.clk, reset_when=lambda: int(dut.cfg_flr_in_process.value) & 1).start()
-        self._tasks += [self.cc_monitor._task, cocotb.start_soon(self._np_credits()),
-                        cocotb.start_soon(self._intx_messages()),
+        self.intx_link = IntxLink(dut, self.clk, self.violations).start()
+        self._tasks += [self.cc_monitor._task, self.intx_link._task,
+                        cocotb.start_soon(self._np_credits()),
                         cocotb.start_soon(self._cfg_mgmt()),
                         cocotb.start_soon(self._flr_done_monitor())]
         # Power-on sweep of the MSI-X table.

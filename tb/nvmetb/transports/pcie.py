@@ -37,6 +37,7 @@ from nvmecore.top import usp_ports
 from nvmetb.host.transport import HostMemoryTransport
 from nvmetb.hostmem import HostMemory, pcie_size_bytes
 from nvmetb.usp.cq import CcParser
+from nvmetb.usp.intx import IntxLink
 from nvmetb.usp.monitor import BeatMonitor
 from nvmetb.usp.rq import RqParser
 
@@ -53,7 +54,7 @@ HIGH_MSIX_BASE = 0x0002_0000_0000_0000            # MSI-X messages above 4 GiB
 HIGH_MSIX_DATA = 0x4D58_0000
 
 #: Ports of the top the stack drives itself rather than through the hard-IP model.
-OWN_PORTS = {"pcie_tfc_nph_av"}
+OWN_PORTS = {"pcie_tfc_nph_av", "cfg_interrupt_sent"}
 
 _READS = {TlpType.MEM_READ, TlpType.MEM_READ_64}
 _WRITES = {TlpType.MEM_WRITE, TlpType.MEM_WRITE_64}
@@ -288,6 +289,10 @@ class PcieStack:
             BeatMonitor(dut, "s_axis_cc", lambda: CcParser(width),
                         violations=self.link.violations).start(),
         ]
+        # cocotbext-pcie 0.2.16 models no legacy interrupts (cfg_interrupt_int is ignored,
+        # cfg_interrupt_sent never pulses): the hard IP's side of the handshake, and the
+        # INTA level its messages give the root complex, come from nvmetb.usp.intx.
+        self.intx = IntxLink(dut, dut.user_clk, self.link.violations).start()
         self.function = None
         self.transport = None
 
@@ -368,6 +373,11 @@ class PcieTransport(HostMemoryTransport):
 
     def msix_messages(self):
         return list(self.stack.messages)
+
+    def intx(self) -> bool:
+        """INTA as the root complex sees it: the level the hard IP's last Assert_INTA /
+        Deassert_INTA message gave."""
+        return self.stack.intx.level
 
     def msix_vector_of(self, addr, value):
         return super(HostMemoryTransport, self).msix_vector_of(addr, value)
