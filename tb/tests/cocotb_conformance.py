@@ -95,7 +95,8 @@ async def _pcie(dut, scn, target):
             from nvmetb.bench.harness import Mismatch
             raise Mismatch("hard-IP rules broken:\n  " + "\n  ".join(stack.link.violations))
 
-    return await run_scenario(scn, host, target, {"intx"}, facts(config), after)
+    return await run_scenario(scn, host, target, {"intx", "fail_reads"}, facts(config),
+                              after)
 
 
 def _make_test(scn):

@@ -374,6 +374,14 @@ class PcieTransport(HostMemoryTransport):
     def msix_messages(self):
         return list(self.stack.messages)
 
+    def fail_reads(self, start, stop):
+        """Device reads overlapping [start, stop) fail: the memory region raises, and
+        cocotbext-pcie's root complex answers the read with Completer Abort."""
+        self.memory.fail_reads((start, stop))
+
+    def clear_faults(self):
+        self.memory.clear_faults()
+
     def intx(self) -> bool:
         """INTA as the root complex sees it: the level the hard IP's last Assert_INTA /
         Deassert_INTA message gave."""
