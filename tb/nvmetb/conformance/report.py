@@ -91,8 +91,14 @@ def table_markdown(results: list[Result], *, command="make conformance") -> str:
             "reports. Time is real time (the VM runs a CPU halted at reset). Host memory "
             "reads cannot be made to fail (QEMU 7.2 even reads unassigned addresses without "
             "an error), so DMA-fault scenarios are skipped there.",
-            "- The PCIe stack (`PcieTransport`): cocotbext-pcie's root complex neither fails "
-            "reads nor shows the INTx level, so those scenarios are skipped there.",
+            "- The PCIe stack (`PcieTransport`): a failed host memory read is one the root "
+            "complex answers with Completer Abort (its memory region raises); INTx is the "
+            "level of the last Assert/Deassert_INTA message, from the hard IP's side of the "
+            "legacy interrupt handshake that the bench plays (`nvmetb.usp.intx`: "
+            "cocotbext-pcie models no legacy interrupts). The model is not in lock step "
+            "there; the link's checkers (TLP framing, tags, the INTx handshake) are, and a "
+            "breach fails the scenario. CI runs the `ci_slice` scenarios through this stack; "
+            "`make conformance FULL=1` runs them all.",
             "- Core level: the model runs in lock step and is compared after every scenario "
             "(`BenchTransport.compare`: every CQ entry, every byte the device wrote, every "
             "MSI-X message, the namespace image); a scenario passes only if that comparison "
