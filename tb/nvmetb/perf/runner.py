@@ -42,7 +42,9 @@ def run_plan(config: CoreConfig, plan: dict, name: str, *, quiet=False) -> list:
             f"host latency {plan['latency']} cycles, RCB {plan['rcb']} B "
             f"(build {built - started:.0f} s)")
     env = {CONFIG_ENV: config_to_env(config), PLAN_ENV: json.dumps(plan),
-           "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")}
+           # cocotbext-pcie's deprecation warnings would bury the progress lines.
+           "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "ERROR"),
+           "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::DeprecationWarning")}
     try:
         run(SIM, build_dir, USP_TOP_NAME, "cocotb_perf", "perf", work, env=env)
         results = json.loads(out.read_text())
@@ -52,3 +54,121 @@ def run_plan(config: CoreConfig, plan: dict, name: str, *, quiet=False) -> list:
         say(f"{name}: done in {time.monotonic() - started:.0f} s")
     sys.stdout.flush()
     return results
+
+
+# -- What is measured ------------------------------------------------------------------------
+
+#: Host memory latencies reported: none (the bench's minimum, one cycle) and 1 µs.
+LATENCIES = (0, 250)
+SIZES = (512, 4096, 128 * 1024)
+#: Queues and depth per queue for the I/O figures: 128 commands offered, more than the
+#: core's I/O slots (CoreConfig.io_slots) take.
+IO_QUEUES, IO_DEPTH = 4, 32
+NULL_QUEUES, NULL_DEPTH = 4, 64
+DEPTHS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+SWEEP_QUEUES = (1, 2, 4, 8, 16, 32, 64)
+IRQ_MODES = ("each", "coalesced", "off")
+
+
+def _count(size, quick):
+    """(count, warmup) for an I/O figure: about 60-120k cycles of measurement."""
+    count = {512: 2000, 4096: 400, 128 * 1024: 24}[size]
+    warmup = {512: 64, 4096: 64, 128 * 1024: 8}[size]
+    if quick:
+        count //= 4
+    return count, warmup
+
+
+def _null(queues, depth, irq, quick=False):
+    count = max(64, min(2000, 16 * queues * depth))
+    if quick:
+        count = max(64, count // 4)
+    return {"kind": "null", "queues": queues, "depth": depth, "irq": irq, "count": count,
+            "warmup": min(count, max(16, queues * depth))}
+
+
+def _io(op, size, queues=IO_QUEUES, depth=IO_DEPTH, quick=False):
+    count, warmup = _count(size, quick)
+    if queues * depth < 8:
+        count, warmup = max(8, count // 8), 4
+    return {"kind": "io", "op": op, "size": size, "queues": queues, "depth": depth,
+            "count": count, "warmup": warmup}
+
+
+def suite(*, quick=False, sweep=False, debug=False):
+    """The runs of a benchmark: [(name, CoreConfig, plan)]. ``debug``: measure the debug
+    build instead of the shipped one (same datapath, extra test ports)."""
+    def config(**kw):
+        extra = {"debug": True} if debug else {}
+        return CoreConfig(**kw, **extra)
+
+    runs = []
+    sizes = SIZES if not quick else (512, 4096)
+    for latency in LATENCIES:
+        jobs = [{"kind": "latency", "repeat": 3 if quick else 5}]
+        jobs += [_null(1, d, "each", quick) for d in ((1, 4, 16, 64) if quick else DEPTHS)]
+        jobs += [_null(NULL_QUEUES, NULL_DEPTH, irq, quick) for irq in IRQ_MODES]
+        jobs += [_io("read", 4096, 1, d, quick) for d in ((1, 8, 32) if quick else
+                                                         (1, 2, 4, 8, 16, 32))]
+        jobs += [_io(op, size, quick=quick) for size in sizes for op in ("read", "write")]
+        runs.append((f"w256-lat{latency}", config(),
+                     {"latency": latency, "rcb": 64, "io_queues": NULL_QUEUES, "jobs": jobs}))
+    if not quick:
+        jobs = [{"kind": "latency", "repeat": 3}, _null(NULL_QUEUES, NULL_DEPTH, "each")]
+        jobs += [_io(op, size) for size in SIZES for op in ("read", "write")]
+        runs.append(("w512-lat250", config(data_width=512),
+                     {"latency": 250, "rcb": 64, "io_queues": NULL_QUEUES, "jobs": jobs}))
+        jobs = [_io(op, size) for size in (512, 4096) for op in ("read", "write")]
+        runs.append(("w256-lat250-rcb128", config(),
+                     {"latency": 250, "rcb": 128, "io_queues": IO_QUEUES, "jobs": jobs}))
+    if sweep:
+        for latency in LATENCIES:
+            jobs = [_null(q, d, irq) for irq in IRQ_MODES for q in SWEEP_QUEUES
+                    for d in DEPTHS]
+            runs.append((f"sweep-q64-lat{latency}", config(io_queues=64),
+                         {"latency": latency, "rcb": 64, "io_queues": 64, "jobs": jobs}))
+    return runs
+
+
+#: The regression guard's run (tb/tests/test_bench_guard.py): a few figures on the
+#: 256-bit debug build that tests/test_usp_rtl.py builds anyway, under 30 s simulated.
+GUARD_CONFIG = CoreConfig(debug=True, completion_timeout=2000)
+GUARD_PLAN = {"latency": 0, "rcb": 64, "io_queues": NULL_QUEUES, "jobs": [
+    {"kind": "latency", "repeat": 3},
+    _null(1, 1, "each"),
+    _null(NULL_QUEUES, NULL_DEPTH, "each"),
+    {"kind": "io", "op": "read", "size": 4096, "queues": IO_QUEUES, "depth": IO_DEPTH,
+     "count": 150, "warmup": 64},
+    {"kind": "io", "op": "write", "size": 512, "queues": IO_QUEUES, "depth": IO_DEPTH,
+     "count": 600, "warmup": 64},
+]}
+
+
+def run_suite(runs, jobs=2):
+    """Run every (name, config, plan); {name: {"config", "plan", "results"}}. Runs go to
+    ``jobs`` worker processes (each simulation is one process anyway)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    say(f"{len(runs)} simulations, {sum(len(p['jobs']) for _, _, p in runs)} measurements, "
+        f"{jobs} at a time")
+    out = {}
+    if jobs <= 1:
+        for name, config, plan in runs:
+            out[name] = _entry(config, plan, run_plan(config, plan, name))
+        return out
+    # Build first, one at a time, so that two workers never wait on one build's lock.
+    for config in {c for _, c, _ in runs}:
+        build(SIM, generate_usp_verilog(config), USP_TOP_NAME)
+    with ProcessPoolExecutor(jobs) as pool:
+        futures = {name: (config, plan, pool.submit(run_plan, config, plan, name))
+                   for name, config, plan in runs}
+        for name, (config, plan, future) in futures.items():
+            out[name] = _entry(config, plan, future.result())
+    return out
+
+
+def _entry(config, plan, results):
+    return {"config": {"data_width": config.data_width, "io_queues": config.io_queues,
+                       "io_slots": config.io_slots, "backend": config.backend,
+                       "debug": config.debug},
+            "latency": plan["latency"], "rcb": plan["rcb"], "results": results}
