@@ -63,9 +63,14 @@ class _Stream:
 
 
 class CocotbPorts(Backend):
-    """The clock, the test ports and INTx, for any top that carries the core's debug
-    ports. ``intx_level()`` reads the INTx output of that top (sampled at every rising
-    edge)."""
+    """The clock, the test ports and INTx, for any top built from the core.
+    ``intx_level()`` reads the INTx output of that top (sampled at every rising edge).
+
+    A debug build's test ports (``config.debug``) are driven and watched; the shipped
+    build (no test ports, what a user synthesises) runs everything that goes through the
+    host's interface alone: :attr:`taps` is False, so the doorbell and event taps are not
+    compared, and :meth:`queue` / :meth:`irq` (register scenarios that create queues or
+    raise interrupts directly) fail with a clear error."""
 
     def __init__(self, dut, config, pattern: Pattern, seed=0, *, clock):
         super().__init__(config, pattern, seed)
@@ -74,10 +79,12 @@ class CocotbPorts(Backend):
         self.log = logging.getLogger("tb")
         self.edges = EdgeLoop(clock)
         self.shapes = shapes = port_shapes(config)
-        self.queue_in = _Stream(dut, "dbg_queue", shapes)
-        self.irq_in = _Stream(dut, "dbg_irq", shapes)
-        self._doorbell_tap = (reader(dut.dbg_doorbell), Packer(shapes["dbg_doorbell"]))
-        self._event_tap = (reader(dut.dbg_event), Packer(shapes["dbg_event"]))
+        self.taps = config.debug
+        if config.debug:
+            self.queue_in = _Stream(dut, "dbg_queue", shapes)
+            self.irq_in = _Stream(dut, "dbg_irq", shapes)
+            self._doorbell_tap = (reader(dut.dbg_doorbell), Packer(shapes["dbg_doorbell"]))
+            self._event_tap = (reader(dut.dbg_event), Packer(shapes["dbg_event"]))
         self._intx = False
         self._tasks = []
 
@@ -86,9 +93,10 @@ class CocotbPorts(Backend):
 
     def _reset_test_ports(self):
         """Idle values for the test-port inputs, ``temperature`` and ``device_id``."""
-        if hasattr(self.dut, "dbg_namespace__addr"):
+        if "dbg_namespace__addr" in self.shapes:
             self.dut.dbg_namespace__addr.value = 0
-        for name in ("dbg_queue__valid", "dbg_irq__valid", "device_id"):
+        names = ("dbg_queue__valid", "dbg_irq__valid") if self.taps else ()
+        for name in names + ("device_id",):
             getattr(self.dut, name).value = 0
         self.dut.temperature.value = 313
 
@@ -100,6 +108,9 @@ class CocotbPorts(Backend):
 
     def _sample_taps(self):
         """The valid-only taps (``valid`` and the payload in one packed port) and INTx."""
+        self._intx = self.intx_level()
+        if not self.taps:
+            return
         read, tap = self._doorbell_tap
         value = read()
         if value & tap.mask("valid"):
@@ -109,7 +120,6 @@ class CocotbPorts(Backend):
         value = read()
         if value & tap.mask("valid"):
             self.events.append(tap.get(value, "p"))
-        self._intx = self.intx_level()
 
     def stop(self):
         self.edges.stop()
@@ -128,11 +138,19 @@ class CocotbPorts(Backend):
                 break
         stream.valid.value = 0
 
+    def _test_port(self, name):
+        if not self.taps:
+            raise NotImplementedError(
+                f"{name}: the shipped build (CoreConfig.debug=False) has no test ports; "
+                f"this scenario needs a debug build")
+
     async def queue(self, qid, cq, size):
+        self._test_port("dbg_queue")
         await self._push(self.queue_in, self.queue_in.bits.pack(
             qid=qid, cq=int(cq), valid=int(size is not None), size=size or 0))
 
     async def irq(self, vector, deassert):
+        self._test_port("dbg_irq")
         await self._push(self.irq_in, self.irq_in.bits.pack(vector=vector,
                                                             deassert=int(deassert)))
 
