@@ -66,7 +66,8 @@ async def _job(bench, job, state):
         make = bench.io_commands(job["op"], job["size"], job["queues"], job["depth"])
     else:
         raise ValueError(f"unknown job kind {kind!r}")
-    return await bench.rate(make, job["queues"], job["depth"], job["count"], job["warmup"])
+    return await bench.rate(make, job["queues"], job["depth"], job["count"], job["warmup"],
+                            beats=job.get("beats", False))
 
 
 @cocotb.test()

@@ -48,20 +48,25 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     mode = "quick" if args.quick else "sweep" if args.sweep else "bench"
+    failed = []
     if args.report_only:
         saved = json.loads((args.docs / "bench-results.json").read_text())
         results, wall = saved["runs"], saved.get("wall_seconds")
     else:
         started = time.monotonic()
-        results = run_suite(suite(quick=args.quick, sweep=args.sweep, debug=args.debug_build),
-                            jobs=args.jobs)
+        results, failed = run_suite(
+            suite(quick=args.quick, sweep=args.sweep, debug=args.debug_build), jobs=args.jobs)
         wall = time.monotonic() - started
+        if failed:
+            say(f"failed runs: {', '.join(failed)} (not in the report)")
+            if not results:
+                return 1
     command = "make bench" + (" QUICK=1" if args.quick else " SWEEP=1" if args.sweep else "")
     for path in write_report(results, args.docs, wall, command):
         say(f"wrote {path}")
     measured = figures(results)
 
-    status = 0
+    status = 1 if not args.report_only and failed else 0
     if args.check:
         baseline = json.loads(BASELINE.read_text()).get(mode, {})
         runs = set(results)

@@ -26,6 +26,7 @@ Every completion is checked (status Success, phase, a CID the host has outstandi
 a bench that measured failing commands fails instead.
 """
 
+import bisect
 import logging
 import random
 import statistics
@@ -136,6 +137,8 @@ class PerfBench:
         self.events = None          # (cycle, kind, addr) while recording
         self.cq_beats = []          # cycles of CQ (completer request) beats, recording
         self.rc_last = 0
+        self.rc_beats, self.rq_beats = [], []
+        self.axi = None
         self._tap = None
         self._buffers = {}
 
@@ -150,8 +153,10 @@ class PerfBench:
                                   rc_segments=None)
         self.dma = _usp_dma(self.dut, self.backend, self.memory, settings, config,
                             on_write=self._on_write)
+        axi = self._axi_memory()
         await self.backend.start()
         self.dma.start()
+        self.axi = axi()
         np_take = self.dma.rq_monitor.on_tlps
 
         def on_tlps(tlps):
@@ -164,9 +169,32 @@ class PerfBench:
         await self.host.bring_up(io_queues=io_queues, queue_entries=QUEUE_ENTRIES)
         self._adopt_queues()
 
+    def _axi_memory(self):
+        """With the AXI4 backend: cocotbext-axi's AxiRam on ``m_axi_*`` with no pauses
+        (every channel ready at once), the AXI rules checked; a function that attaches
+        it once the clock runs."""
+        config, dut = self.config, self.dut
+        if config.backend != "axi":
+            return lambda: None
+        from amaranth.lib.wiring import In
+
+        from nvmecore.backend.axi import Axi4Signature
+        from nvmetb.backend.cocotb_axi import attach_axi_ram
+
+        for name, member in Axi4Signature(config.axi_addr_width, config.data_width,
+                                          config.axi_id_width).members.items():
+            if member.flow == In:
+                getattr(dut, f"m_axi_{name}").value = 0
+        return lambda: attach_axi_ram(
+            dut, "m_axi", dut.user_clk, None, pause=0.0, size=1 << 32,
+            axi_id=config.axi_id, outstanding=config.axi_outstanding,
+            window=(config.axi_base, config.axi_base + config.namespace_bytes))
+
     def stop(self):
         if self._tap is not None:
             self._tap.cancel()
+        if self.axi is not None:
+            self.axi.stop()
         self.dma.check()
         self.backend.check()
         self.dma.stop()
@@ -233,6 +261,7 @@ class PerfBench:
         dut = self.dut
         cq_valid, cq_ready = dut.m_axis_cq_tvalid, dut.m_axis_cq_tready
         rc_valid, rc_ready = dut.m_axis_rc_tvalid, dut.m_axis_rc_tready
+        rq_valid, rq_ready = dut.s_axis_rq_tvalid, dut.s_axis_rq_tready
         while True:
             await RisingEdge(dut.user_clk)
             if int(cq_valid.value) and int(cq_ready.value) & 1:
@@ -240,10 +269,12 @@ class PerfBench:
             if int(rc_valid.value) and int(rc_ready.value) & 1:
                 self.rc_last = cycle()
                 self.rc_beats.append(self.rc_last)
+            if int(rq_valid.value) and int(rq_ready.value) & 1:
+                self.rq_beats.append(cycle())
 
     def recording(self, on):
         if on:
-            self.events, self.cq_beats, self.rc_beats = [], [], []
+            self.events, self.cq_beats, self.rc_beats, self.rq_beats = [], [], [], []
             self._tap = cocotb.start_soon(self._taps())
         else:
             self.events = None
@@ -403,11 +434,22 @@ class PerfBench:
             stamps[target - 1] - stamps[0]
         return window, stamps
 
-    async def rate(self, make, queues, depth, count, warmup):
-        """Sustained commands per cycle: {"cycles_per_cmd", "commands", "window"}."""
-        window, _ = await self.closed_loop(make, queues, depth, count, warmup)
+    async def rate(self, make, queues, depth, count, warmup, beats=False):
+        """Sustained commands per cycle: {"cycles_per_cmd", "commands", "window"}; with
+        ``beats``, also the RQ and RC beats per command in the window (the interfaces'
+        load, beside the ceiling model's count)."""
+        if beats:
+            self.recording(True)
+        window, stamps = await self.closed_loop(make, queues, depth, count, warmup)
         n = count if warmup else count - 1
-        return {"cycles_per_cmd": window / n, "commands": n, "window": window}
+        out = {"cycles_per_cmd": window / n, "commands": n, "window": window}
+        if beats:
+            lo, hi = stamps[max(0, warmup - 1)], stamps[warmup + count - 1]
+            for name, seen in (("rq", self.rq_beats), ("rc", self.rc_beats)):
+                inside = bisect.bisect_right(seen, hi) - bisect.bisect_right(seen, lo)
+                out[f"{name}_beats_per_cmd"] = inside / n
+            self.recording(False)
+        return out
 
     async def one_command(self, make, qid=1):
         """One command alone on queue ``qid``, recorded: its events from the doorbell."""

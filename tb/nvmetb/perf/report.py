@@ -248,7 +248,7 @@ def plots(suite_results, docs: Path):
     paths.append(_save(fig, docs / "bench-depth.png"))
 
     # Latency breakdown: stacked bars.
-    fig, ax = plt.subplots(**style)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=90)
     labels, parts = [], []
     for run, _, label, b in _latency_rows(suite_results):
         if "doorbell_to_msix" not in b:
@@ -266,9 +266,9 @@ def plots(suite_results, docs: Path):
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.set_xlabel("cycles (4 ns)", fontsize=8)
     ax.tick_params(labelsize=6)
-    ax.legend(fontsize=6, loc="lower right")
     ax.invert_yaxis()
-    fig.tight_layout()
+    fig.legend(fontsize=6, loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     paths.append(_save(fig, docs / "bench-latency.png"))
 
     # Bandwidth against transfer size, with ceilings.

@@ -72,7 +72,7 @@ IRQ_MODES = ("each", "coalesced", "off")
 
 def _count(size, quick):
     """(count, warmup) for an I/O figure: about 60-120k cycles of measurement."""
-    count = {512: 2000, 4096: 400, 128 * 1024: 24}[size]
+    count = {512: 1000, 4096: 400, 128 * 1024: 16}[size]
     warmup = {512: 64, 4096: 64, 128 * 1024: 8}[size]
     if quick:
         count //= 4
@@ -87,12 +87,14 @@ def _null(queues, depth, irq, quick=False):
             "warmup": min(count, max(16, queues * depth))}
 
 
-def _io(op, size, queues=IO_QUEUES, depth=IO_DEPTH, quick=False):
-    count, warmup = _count(size, quick)
+def _io(op, size, queues=IO_QUEUES, depth=IO_DEPTH, quick=False, count=None):
+    n, warmup = _count(size, quick)
+    count = count or n
     if queues * depth < 8:
         count, warmup = max(8, count // 8), 4
+    # The interfaces' load (RQ / RC beats per command) beside the ceiling model's.
     return {"kind": "io", "op": op, "size": size, "queues": queues, "depth": depth,
-            "count": count, "warmup": warmup}
+            "count": count, "warmup": warmup, "beats": not quick}
 
 
 def suite(*, quick=False, sweep=False, debug=False):
@@ -108,8 +110,8 @@ def suite(*, quick=False, sweep=False, debug=False):
         jobs = [{"kind": "latency", "repeat": 3 if quick else 5}]
         jobs += [_null(1, d, "each", quick) for d in ((1, 4, 16, 64) if quick else DEPTHS)]
         jobs += [_null(NULL_QUEUES, NULL_DEPTH, irq, quick) for irq in IRQ_MODES]
-        jobs += [_io("read", 4096, 1, d, quick) for d in ((1, 8, 32) if quick else
-                                                         (1, 2, 4, 8, 16, 32))]
+        jobs += [_io("read", 4096, 1, d, quick, count=100) for d in
+                 ((1, 8, 32) if quick else (1, 2, 4, 8, 16, 32))]
         jobs += [_io(op, size, quick=quick) for size in sizes for op in ("read", "write")]
         runs.append((f"w256-lat{latency}", config(),
                      {"latency": latency, "rcb": 64, "io_queues": NULL_QUEUES, "jobs": jobs}))
@@ -121,6 +123,11 @@ def suite(*, quick=False, sweep=False, debug=False):
         jobs = [_io(op, size) for size in (512, 4096) for op in ("read", "write")]
         runs.append(("w256-lat250-rcb128", config(),
                      {"latency": 250, "rcb": 128, "io_queues": IO_QUEUES, "jobs": jobs}))
+        # The AXI4 backend: cocotbext-axi's RAM with no wait states behind m_axi_*.
+        jobs = [{"kind": "latency", "repeat": 3}]
+        jobs += [_io(op, size) for size in (4096, 128 * 1024) for op in ("read", "write")]
+        runs.append(("axi-w256-lat250", config(backend="axi"),
+                     {"latency": 250, "rcb": 64, "io_queues": IO_QUEUES, "jobs": jobs}))
     if sweep:
         for latency in LATENCIES:
             jobs = [_null(q, d, irq) for irq in IRQ_MODES for q in SWEEP_QUEUES
@@ -145,26 +152,38 @@ GUARD_PLAN = {"latency": 0, "rcb": 64, "io_queues": NULL_QUEUES, "jobs": [
 
 
 def run_suite(runs, jobs=2):
-    """Run every (name, config, plan); {name: {"config", "plan", "results"}}. Runs go to
-    ``jobs`` worker processes (each simulation is one process anyway)."""
+    """Run every (name, config, plan): ({name: {"config", "plan", "results"}}, [failed
+    run names]). Runs go to ``jobs`` worker processes (each simulation is one process
+    anyway); a failed run is reported and the others go on."""
     from concurrent.futures import ProcessPoolExecutor
 
     say(f"{len(runs)} simulations, {sum(len(p['jobs']) for _, _, p in runs)} measurements, "
         f"{jobs} at a time")
-    out = {}
+    out, failed = {}, []
+
+    def collect(name, config, plan, result):
+        try:
+            out[name] = _entry(config, plan, result())
+        except Exception as error:          # a failing run must not lose the others
+            say(f"{name}: FAILED: {error}")
+            failed.append(name)
+
     if jobs <= 1:
         for name, config, plan in runs:
-            out[name] = _entry(config, plan, run_plan(config, plan, name))
-        return out
+            collect(name, config, plan, lambda c=config, p=plan, n=name: run_plan(c, p, n))
+        return out, failed
     # Build first, one at a time, so that two workers never wait on one build's lock.
-    for config in {c for _, c, _ in runs}:
+    for config in dict.fromkeys(c for _, c, _ in runs):
+        started = time.monotonic()
         build(SIM, generate_usp_verilog(config), USP_TOP_NAME)
+        say(f"build of {config.data_width} bits, {config.backend}: "
+            f"{time.monotonic() - started:.0f} s")
     with ProcessPoolExecutor(jobs) as pool:
-        futures = {name: (config, plan, pool.submit(run_plan, config, plan, name))
-                   for name, config, plan in runs}
-        for name, (config, plan, future) in futures.items():
-            out[name] = _entry(config, plan, future.result())
-    return out
+        futures = [(name, config, plan, pool.submit(run_plan, config, plan, name))
+                   for name, config, plan in runs]
+        for name, config, plan, future in futures:
+            collect(name, config, plan, future.result)
+    return {name: out[name] for name, _, _ in runs if name in out}, failed
 
 
 def _entry(config, plan, results):
