@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nvmetb.sim import REPO_ROOT
 
-from .report import compare, figures, write_report
+from .report import LATENCY_COMMANDS, compare, figures, write_report
 from .runner import GUARD_CONFIG, GUARD_PLAN, run_plan, run_suite, say, suite
 
 DOCS = REPO_ROOT / "docs"
@@ -44,10 +44,13 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2, help="simulations at a time (default 2)")
     ap.add_argument("--debug-build", action="store_true",
                     help="measure the debug build (test ports) instead of the shipped one")
-    ap.add_argument("--docs", type=Path, default=DOCS, help="where the outputs go")
+    ap.add_argument("--docs", type=Path, default=None,
+                    help="where the outputs go (default docs/; build/bench/ with --quick)")
     args = ap.parse_args(argv)
 
     mode = "quick" if args.quick else "sweep" if args.sweep else "bench"
+    if args.docs is None:
+        args.docs = REPO_ROOT / "build" / "bench" if args.quick else DOCS
     failed = []
     if args.report_only:
         saved = json.loads((args.docs / "bench-results.json").read_text())
@@ -68,7 +71,13 @@ def main(argv=None):
 
     status = 1 if not args.report_only and failed else 0
     if args.check:
-        baseline = json.loads(BASELINE.read_text()).get(mode, {})
+        saved = json.loads(BASELINE.read_text())
+        baseline = saved.get(mode, {})
+        if not baseline and mode == "quick":
+            # A quick run counts fewer commands: its latencies compare with the full
+            # run's (they do not depend on counts), its rates do not.
+            baseline = {k: v for k, v in saved.get("bench", {}).items()
+                        if k.split("/")[1] in LATENCY_COMMANDS}
         runs = set(results)
         wanted = {k: v for k, v in baseline.items() if k.split("/")[0] in runs}
         if not wanted:

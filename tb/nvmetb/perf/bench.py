@@ -137,7 +137,7 @@ class PerfBench:
         self.events = None          # (cycle, kind, addr) while recording
         self.cq_beats = []          # cycles of CQ (completer request) beats, recording
         self.rc_last = 0
-        self.rc_beats, self.rq_beats = [], []
+        self.rc_beats, self.rq_beats, self.core_doorbells = [], [], []
         self.axi = None
         self._tap = None
         self._buffers = {}
@@ -262,6 +262,9 @@ class PerfBench:
         cq_valid, cq_ready = dut.m_axis_cq_tvalid, dut.m_axis_cq_tready
         rc_valid, rc_ready = dut.m_axis_rc_tvalid, dut.m_axis_rc_tready
         rq_valid, rq_ready = dut.s_axis_rq_tvalid, dut.s_axis_rq_tready
+        # A debug build's doorbell tap: the cycle the core's doorbell decoder takes the
+        # write, which splits doorbell → SQE read into the adapter's and the core's part.
+        tap = self.backend._doorbell_tap if getattr(self.backend, "taps", False) else None
         while True:
             await RisingEdge(dut.user_clk)
             if int(cq_valid.value) and int(cq_ready.value) & 1:
@@ -271,10 +274,13 @@ class PerfBench:
                 self.rc_beats.append(self.rc_last)
             if int(rq_valid.value) and int(rq_ready.value) & 1:
                 self.rq_beats.append(cycle())
+            if tap is not None and tap[0]() & tap[1].mask("valid"):
+                self.core_doorbells.append(cycle())
 
     def recording(self, on):
         if on:
             self.events, self.cq_beats, self.rc_beats, self.rq_beats = [], [], [], []
+            self.core_doorbells = []
             self._tap = cocotb.start_soon(self._taps())
         else:
             self.events = None
@@ -448,6 +454,11 @@ class PerfBench:
             for name, seen in (("rq", self.rq_beats), ("rc", self.rc_beats)):
                 inside = bisect.bisect_right(seen, hi) - bisect.bisect_right(seen, lo)
                 out[f"{name}_beats_per_cmd"] = inside / n
+            # Read requests per command: SQ fetches (entries per fetch) and data / PRP
+            # list reads, for the findings (outstanding reads by Little's law).
+            for kind in ("sqe-read", "data-read"):
+                requests = sum(1 for at, k, _ in self.events if k == kind and lo < at <= hi)
+                out[f"{kind.replace('-', '_')}s_per_cmd"] = requests / n
             self.recording(False)
         return out
 
@@ -471,7 +482,7 @@ class PerfBench:
         events, beats, rc = self.events, self.cq_beats, self.rc_beats
         self.recording(False)
         await self.backend.cq.wait()
-        return _breakdown(events, beats, rc)
+        return _breakdown(events, beats, rc, self.core_doorbells)
 
     async def admin_command(self):
         """Get Features (Arbitration) on the admin queue, recorded."""
@@ -481,13 +492,14 @@ class PerfBench:
         await self.backend.wait(64)
         events, beats, rc = self.events, self.cq_beats, self.rc_beats
         self.recording(False)
-        return _breakdown(events, beats, rc)
+        return _breakdown(events, beats, rc, self.core_doorbells)
 
 
-def _breakdown(events, cq_beats, rc_beats):
+def _breakdown(events, cq_beats, rc_beats, core_doorbells=()):
     """Latencies of one command from its recorded events: doorbell (first CQ beat) → SQ
     entry read request; last RC beat before the CQ entry → CQ entry write; CQ entry →
-    MSI-X; doorbell → CQ entry; doorbell → MSI-X."""
+    MSI-X; doorbell → CQ entry; doorbell → MSI-X; with a debug build's doorbell tap,
+    doorbell → the core's doorbell update → SQ entry read request."""
     first = {}
     for at, kind, _ in events:
         first.setdefault(kind, at)
@@ -498,6 +510,10 @@ def _breakdown(events, cq_beats, rc_beats):
     out = {"doorbell_to_sqe_read": first["sqe-read"] - doorbell,
            "last_in_to_cqe": first["cqe"] - last_in,
            "doorbell_to_cqe": first["cqe"] - doorbell}
+    taken = [c for c in core_doorbells if doorbell <= c <= first["sqe-read"]]
+    if taken:
+        out["doorbell_to_core"] = taken[0] - doorbell
+        out["core_to_sqe_read"] = first["sqe-read"] - taken[0]
     if "msix" in first:
         out["cqe_to_msix"] = first["msix"] - first["cqe"]
         out["doorbell_to_msix"] = first["msix"] - doorbell

@@ -80,11 +80,14 @@ def _count(size, quick):
 
 
 def _null(queues, depth, irq, quick=False):
-    count = max(64, min(2000, 16 * queues * depth))
+    # The host fills every queue to its depth before the window opens (the warm-up) and
+    # keeps it there through the window.
+    outstanding = queues * depth
+    count = max(64, min(2000, 16 * outstanding))
     if quick:
         count = max(64, count // 4)
-    return {"kind": "null", "queues": queues, "depth": depth, "irq": irq, "count": count,
-            "warmup": min(count, max(16, queues * depth))}
+    return {"kind": "null", "queues": queues, "depth": depth, "irq": irq,
+            "count": max(count, outstanding), "warmup": max(16, outstanding)}
 
 
 def _io(op, size, queues=IO_QUEUES, depth=IO_DEPTH, quick=False, count=None):
@@ -172,18 +175,23 @@ def run_suite(runs, jobs=2):
         for name, config, plan in runs:
             collect(name, config, plan, lambda c=config, p=plan, n=name: run_plan(c, p, n))
         return out, failed
-    # Build first, one at a time, so that two workers never wait on one build's lock.
-    for config in dict.fromkeys(c for _, c, _ in runs):
-        started = time.monotonic()
-        build(SIM, generate_usp_verilog(config), USP_TOP_NAME)
-        say(f"build of {config.data_width} bits, {config.backend}: "
-            f"{time.monotonic() - started:.0f} s")
     with ProcessPoolExecutor(jobs) as pool:
+        # Every build first, ``jobs`` at a time, so that no worker waits on another's
+        # build lock while the simulations run.
+        for line in pool.map(_build, dict.fromkeys(c for _, c, _ in runs)):
+            say(line)
         futures = [(name, config, plan, pool.submit(run_plan, config, plan, name))
                    for name, config, plan in runs]
         for name, config, plan, future in futures:
             collect(name, config, plan, future.result)
     return {name: out[name] for name, _, _ in runs if name in out}, failed
+
+
+def _build(config):
+    started = time.monotonic()
+    build(SIM, generate_usp_verilog(config), USP_TOP_NAME)
+    return (f"build of {config.data_width} bits, {config.io_queues} queues, {config.backend}"
+            f"{', debug' if config.debug else ''}: {time.monotonic() - started:.0f} s")
 
 
 def _entry(config, plan, results):
