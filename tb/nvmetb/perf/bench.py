@@ -388,9 +388,9 @@ class PerfBench:
 
     async def closed_loop(self, make, queues, depth, count, warmup):
         """Keep ``depth`` commands outstanding on each of queues 1..``queues`` until
-        ``warmup + count`` have completed, then let the rest drain. Returns the cycles
-        from the ``warmup``-th completion to the ``warmup + count``-th, and the
-        completion cycles."""
+        ``warmup + count`` have completed (so the window never sees a draining queue),
+        then let the rest drain. Returns the cycles from the ``warmup``-th completion to
+        the ``warmup + count``-th, and the completion cycles."""
         if depth >= QUEUE_ENTRIES:
             raise ValueError(f"depth {depth}: the queues hold {QUEUE_ENTRIES - 1}")
         active = [self.queues[qid] for qid in range(1, queues + 1)]
@@ -400,7 +400,7 @@ class PerfBench:
         free = {q.qid: deque(range(depth)) for q in active}
         self._cqes.clear()
         for q in active:
-            while free[q.qid] and submitted < target:
+            while free[q.qid]:
                 cid = free[q.qid].popleft()
                 self._place(q, make(q.qid, cid))
                 q.outstanding.add(cid)
@@ -426,7 +426,7 @@ class PerfBench:
             for qid in touched:
                 q = self.queues[qid]
                 ring = False
-                while free[qid] and submitted < target:
+                while free[qid] and done < target:
                     cid = free[qid].popleft()
                     self._place(q, make(qid, cid))
                     q.outstanding.add(cid)

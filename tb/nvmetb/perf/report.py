@@ -178,8 +178,8 @@ def markdown(suite_results, wall=None, command="make bench"):
              "payload size, completions at the RCB, straddling as the width allows: RC 2 "
              "TLPs per beat at 256 bits and 4 at 512, RQ 2 at 512; the SQ entry, CQ entry "
              "and MSI-X write of each command); the busier interface bounds the rate. "
-             "A rate is measured between the completion of a warm-up and a later one, so "
-             "it may land a fraction of a percent above the ceiling.", ""]
+             "A rate is measured from the completion ending a warm-up to a later one, the "
+             "host keeping every queue at its depth until that one.", ""]
     builds = sorted({(e["config"]["data_width"], e["config"]["io_queues"],
                       e["config"]["debug"]) for e in suite_results.values()})
     lines += ["Builds measured: " + ", ".join(
@@ -278,37 +278,41 @@ FINDINGS = [
     "interfaces are not the limit (about 2.3 RQ and 2.4 RC beats per command against 4 "
     "cycles). Coalescing sends an eighth of the MSI-X writes and gains nothing, so the "
     "cost is in posting a CQ entry with its interrupt request, not in the MSI-X write.",
-    "- **Null commands at 1 µs: 13.4–13.6 cycles per command (target 3), whatever the "
-    "queues (1 or 4) and depth (≥ 64); 15.5 at 512 bits.** A debug-build run counts about "
-    "0.18 SQ fetches per command (5–6 entries per fetch): one fetch per ~76 cycles against "
-    "a ~260-cycle round trip, i.e. about 3.4 fetches in flight — the issue's diagnosis "
-    "(four outstanding SQ reads) holds; the number of outstanding SQ reads must grow with "
-    "the host latency.",
+    "- **Null commands at 1 µs: 13.1–13.7 cycles per command (target 3), whatever the "
+    "queues (1 or 4), the depth (≥ 64) and the interrupts; 15.6 at 512 bits.** A "
+    "debug-build run counts about 0.18 SQ fetches per command (5–6 entries per fetch): "
+    "one fetch per ~76 cycles against a ~260-cycle round trip, i.e. about 3.4 fetches "
+    "in flight — the issue's diagnosis (four outstanding SQ reads) holds; the number of "
+    "outstanding SQ reads must grow with the host latency.",
     "- **512 B writes at 1 µs: 76.5 cycles per command, 29 % of the RC ceiling (72.0, 16 % "
-    "at 512 bits); 22.4 cycles (100 %) at 0 latency.** One 512 B data read per command "
+    "at 512 bits); 22.5 cycles (100 %) at 0 latency.** One 512 B data read per command "
     "every 76.5 cycles against a ~260-cycle round trip: about 3.5 data reads in flight. "
     "The write path fetches the data of only a few commands at a time; 4 KiB writes (8 "
     "reads per command) reach the RC ceiling at 256 bits because each command keeps "
     "several reads in flight.",
-    "- **512 bits, writes: 4 KiB 147.5 cycles (55 % of the RC ceiling), 128 KiB 57 %.** RC "
-    "is busy only 82 of 147.5 cycles; 8 reads per 147.5 cycles with a ~260-cycle round "
-    "trip is about 14–15 reads in flight (128 KiB: 256 reads in 4460 cycles, about 15). "
+    "- **512 bits, writes: 4 KiB 148.2 cycles (55 % of the RC ceiling), 128 KiB 57 %.** RC "
+    "is busy only 82 of 148.2 cycles; 8 reads per 148.2 cycles with a ~260-cycle round "
+    "trip is about 14 reads in flight (128 KiB: 257 reads in 4482 cycles, about 15). "
     "That points at a cap on outstanding data reads (not the 32 KiB completion budget: "
     "15 × 512 B is 7.5 KiB; nor the 256 tags), which shows once the datapath is 512 bits "
     "wide.",
-    "- **512 bits, reads: 4 KiB 85.9 % of the ceiling, 128 KiB 89.9 %.** RQ carries 80.9 "
+    "- **512 bits, reads: 4 KiB 85.9 % of the ceiling, 128 KiB 89.9 %.** RQ carries 81 "
     "beats per 4 KiB Read where the model, straddling two TLPs per beat, counts 73: 16 "
     "writes × 5 beats + 1: the memory writes go out unstraddled (only the small CQ entry "
     "and MSI-X writes share beats). Straddled, 4 KiB reads would be RQ-bound at 3.42 M "
     "IOPS instead of 2.94 M.",
-    "- **512 B reads: 22.0 cycles at 256 bits (91 %), 15.8 at 512 bits (63 %).** RQ is "
-    "busy 20.3 of 22 cycles at 256 bits (the rest: SQ fetch requests, 0.26 per command, "
+    "- **512 B reads: 22.0 cycles at 256 bits (91 %), 16.6 at 512 bits (60 %).** RQ is "
+    "busy 20.3 of 22 cycles at 256 bits (the rest: SQ fetch requests, 0.3 per command, "
     "which the model leaves out, and about a cycle per command); at 512 bits RQ is busy "
-    "10.3 of 15.8 cycles: a per-command cost in the read path of about 16 cycles.",
-    "- **RCB 128 B** helps 4 KiB writes (156.9 cycles, against 162.3 at 64 B) but less "
-    "than the ceiling allows (146.3: 93 %); RC is busy 146.7 of 156.9 cycles.",
-    "- Rates are measured between two completions: figures up to ~0.6 % above 100 % of "
-    "the ceiling are that window's edge (the RQ / RC beat counts match the model).",
+    "10.3 of 16.6 cycles: a per-command cost in the read path of about 16 cycles.",
+    "- **4 KiB reads at 256 bits: 149 cycles, 98.0 %** (target met): RQ carries 147 beats "
+    "per command, the model's 146 plus the command's SQ fetch request (one per command "
+    "in these runs), and is idle 2 cycles per command.",
+    "- **RCB 128 B** helps 4 KiB writes (157.5 cycles, against 162.5 at 64 B) but less "
+    "than the ceiling allows (146.25: 93 %); RC is busy 147 of 157.5 cycles.",
+    "- The rates are periodic once the queues are full, and the measured RQ / RC beats "
+    "per command match the model's count (to the SQ fetch request it leaves out): where "
+    "a figure reaches 100 % of its ceiling, the interface is the limit.",
     "",
 ]
 

@@ -80,18 +80,22 @@ def _count(size, quick):
 
 
 def _null(queues, depth, irq, quick=False):
-    # The host fills every queue to its depth before the window opens (the warm-up) and
-    # keeps it there through the window.
+    # The host fills every queue to its depth at once and keeps it there through the
+    # window (bench.PerfBench.closed_loop); the warm-up covers the start.
     outstanding = queues * depth
     count = max(64, min(2000, 16 * outstanding))
     if quick:
         count = max(64, count // 4)
     return {"kind": "null", "queues": queues, "depth": depth, "irq": irq,
-            "count": max(count, outstanding), "warmup": max(16, outstanding)}
+            "count": count, "warmup": max(16, min(outstanding, 256))}
 
 
-def _io(op, size, queues=IO_QUEUES, depth=IO_DEPTH, quick=False, count=None):
+def _io(op, size, queues=IO_QUEUES, depth=None, quick=False, count=None):
     n, warmup = _count(size, quick)
+    if depth is None:
+        # 128 KiB commands: 4 x 2 keeps 1 MiB in flight, plenty for the interface, and
+        # the queues drain after the window in a few commands' time.
+        depth = IO_DEPTH if size < 64 * 1024 else 2
     count = count or n
     if queues * depth < 8:
         count, warmup = max(8, count // 8), 4
