@@ -37,7 +37,7 @@ endef
 
 .PHONY: help setup system-deps linux-deps linux-guest linux-cosim venv test test-quick test-durations \
         verilog verilog-usp lint clean distclean synth synth-check synth-baseline board \
-        bitstream conformance soak
+        bitstream conformance soak bench
 
 help:
 	@echo "make setup       system packages (Icarus, C++ toolchain), .venv with '.[dev]'"
@@ -51,6 +51,11 @@ help:
 	@echo "make soak EXAMPLES=N  stateful differential tests (Hypothesis): N examples on each"
 	@echo "                 of SHARDS (default: one per CPU) pytest-xdist workers, on"
 	@echo "                 SOAK_SIM=verilator (default) or amaranth"
+	@echo "make bench       cycle-count benchmark of the FPGA top under Verilator: latency,"
+	@echo "                 command rates, IOPS and bandwidth beside their interface ceilings"
+	@echo "                 (docs/benchmark.md, docs/bench-*.png); QUICK=1 a short run,"
+	@echo "                 SWEEP=1 queues 1..64 x depth 1..256; ARGS='--check' fails on a"
+	@echo "                 regression against docs/bench-baseline.json"
 	@echo "make verilog     build/nvmecore.v; options via ARGS='--io-queues 64 ...'"
 	@echo "make verilog-usp build/nvmecore_usp.v: the FPGA top for an UltraScale+ PCIe IP"
 	@echo "make lint        ruff, then Verilator --lint-only -Wall on build/nvmecore.v"
@@ -160,6 +165,12 @@ SOAK_SIM ?= verilator
 soak: | $(VBIN)/pytest
 	NVMETB_EXAMPLES=$(EXAMPLES) NVMETB_SHARDS=$(SHARDS) $(VBIN)/pytest -n $(SHARDS) -s \
 	  $(SPLIT_ARGS) tb/tests/test_stateful.py -k "soak and $(SOAK_SIM)"
+
+# Cycle counts from simulation, converted at 250 MHz (nvmetb.perf; docs/benchmark.md).
+QUICK ?=
+SWEEP ?=
+bench: | $(VBIN)/pytest
+	$(VBIN)/python -m nvmetb.perf $(if $(QUICK),--quick,) $(if $(SWEEP),--sweep,) $(ARGS)
 
 verilog: | $(VBIN)/pytest
 	@mkdir -p build

@@ -114,7 +114,10 @@ class UspDmaSettings:
 
     ``latency``: cycles from the request's arrival to its first completion (at least 1).
     ``split``: "mps" cuts completions only where max payload size forces it (at an RCB);
-    "rcb" cuts at every 64-byte read completion boundary.
+    "rcb" cuts at every read completion boundary.
+    ``rcb``: the root complex's read completion boundary in bytes, 64 or 128 (Link
+    Control's RCB bit [PCIe 4.0 §7.5.3.7]); the hard IP's completion budget is still
+    checked against the worst case, 64 B (:func:`worst_case_room`).
     ``interleave``: the next completion comes from a random ready read (seeded), not the
     oldest.
     ``rc_segments``: TLPs that may start in one RC beat (1: no straddling; 2 or 4;
@@ -132,6 +135,7 @@ class UspDmaSettings:
     """
     latency: int = 1
     split: str = "mps"
+    rcb: int = RCB_BYTES
     interleave: bool = False
     rc_segments: int | None = 1
     rq_stall: float = 0.0
@@ -147,6 +151,8 @@ class UspDmaSettings:
             raise ValueError("latency must be at least 1 cycle")
         if self.split not in ("mps", "rcb"):
             raise ValueError(f"split={self.split!r}: 'mps' or 'rcb'")
+        if self.rcb not in (64, 128):
+            raise ValueError(f"rcb={self.rcb}: 64 or 128 bytes")
         if self.rc_segments not in (None, 1, 2, 4):
             raise ValueError(f"rc_segments={self.rc_segments}: None, 1, 2 or 4")
         if self.fault not in FAULT_KINDS:
@@ -445,15 +451,16 @@ class UspDma:
 
     def _chunks(self, addr, length):
         """(address, bytes) of each completion of a successful read."""
+        rcb = self.settings.rcb
         if self.settings.split == "rcb":
-            limit = RCB_BYTES
+            limit = rcb
         else:
             limit = pcie_size_bytes(int(self.dut.cfg_max_payload.value))
         chunks, pos, end = [], addr, addr + length
         while pos < end:
             cut = min(end, pos + limit)
             if cut < end:
-                cut -= cut % RCB_BYTES
+                cut -= cut % rcb
             chunks.append((pos, cut - pos))
             pos = cut
         return chunks
