@@ -53,6 +53,9 @@ def _config_arguments(parser):
                              "%(default)s)")
     parser.add_argument("--io-slots", type=int, default=defaults.io_slots,
                         help="I/O commands in flight at once (default %(default)s)")
+    parser.add_argument("--sq-fetch-reads", type=int, default=defaults.sq_fetch_reads,
+                        help="SQ entry reads in flight at once; size for the host's memory "
+                             "latency (default %(default)s)")
     parser.add_argument("--axi-addr-width", type=int, default=defaults.axi_addr_width,
                         help="axi backend: address width (default %(default)s)")
     parser.add_argument("--axi-base", type=_size, default=defaults.axi_base,
@@ -76,6 +79,7 @@ def _config_from(args) -> CoreConfig:
                       msix_vectors=args.msix_vectors, data_width=args.data_width,
                       backend=args.backend, namespace_bytes=args.namespace_bytes,
                       lba_format=args.lba_format, io_slots=args.io_slots,
+                      sq_fetch_reads=args.sq_fetch_reads,
                       axi_addr_width=args.axi_addr_width, axi_base=args.axi_base,
                       debug=args.debug)
 

@@ -78,6 +78,11 @@ class CoreConfig:
     #: I/O commands in flight at once over all I/O queues (each holds a slot from fetch
     #: to completion).
     io_slots: int = 32
+    #: SQ entry reads (each up to max read request size, 8 entries at 512 B) in flight at
+    #: once. Size it for the host's memory latency: a fetch per SQ round trip each, so
+    #: commands per round trip <= reads x entries per read (and <= ``io_slots``);
+    #: docs/benchmark.md measures 4 and 16 at 1 us.
+    sq_fetch_reads: int = 4
     #: Where the namespace's data lives: "ramdisk" (on-chip block RAM of
     #: ``namespace_bytes``), "axi" (an AXI4 master port to memory, DDR4 or HBM on a
     #: board) or "external" (the backend interface on the core's boundary;
@@ -150,6 +155,8 @@ class CoreConfig:
              f"{NAMESPACE_GRANULE} (both LBA formats divide it)")
         need(2 <= self.io_slots <= 256,
              f"io_slots={self.io_slots}: 2 to 256 I/O commands in flight")
+        need(1 <= self.sq_fetch_reads <= 64,
+             f"sq_fetch_reads={self.sq_fetch_reads}: 1 to 64 SQ reads in flight")
         need(self.backend in BACKENDS,
              f"backend={self.backend!r}: one of {', '.join(map(repr, BACKENDS))}")
         need(self.namespace_addr_width <= 48, "namespace_bytes: at most 2^48 bytes")

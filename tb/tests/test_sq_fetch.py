@@ -1,5 +1,8 @@
 """The SQ fetch engine alone (Amaranth simulation): what no core-level scenario can time
-exactly — an SQ deleted while its fetch waits for the DMA read port."""
+exactly — an SQ deleted while its fetch waits for the DMA read port, and how many reads
+are in flight."""
+
+from dataclasses import replace
 
 import pytest
 from amaranth.sim import Simulator
@@ -14,8 +17,8 @@ BEATS_PER_SQE = SQE_BYTES * 8 // CONFIG.data_width
 SQ_PAGE = 0x1234
 
 
-def _bench(testbench):
-    dut = FetchEngine(CONFIG)
+def _bench(testbench, config=CONFIG):
+    dut = FetchEngine(config)
     sim = Simulator(dut)
     sim.add_clock(4e-9)
 
@@ -129,3 +132,34 @@ def test_sq_deleted_while_fetching(when):
         assert await _answer(ctx, dut, 2) == [1, 1]
 
     _bench(testbench)
+
+
+@pytest.mark.parametrize("reads", [2, 6])
+def test_reads_in_flight(reads):
+    """With ``sq_fetch_reads`` = N and a host that never answers, exactly N SQ reads are
+    taken (two entries each at a 128 B max read request size, the SQ's head moved by
+    each), then none until data comes back."""
+
+    async def testbench(ctx, dut):
+        ctx.set(dut.run, 1)
+        ctx.set(dut.bus_master_enable, 1)
+        ctx.set(dut.max_read_request_size, 0)
+        ctx.set(dut.burst_log2, 7)
+        await _setup(ctx, dut, create=1)
+        head, tail = 0, 15
+        _sq1_has_work(ctx, dut, entries=tail)
+        ctx.set(dut.dma.req.ready, 1)
+        taken = []
+        for _ in range(16 * reads + 32):
+            if ctx.get(dut.dma.req.valid):
+                taken.append(ctx.get(dut.dma.req.p.addr))
+            advance = ctx.get(dut.sq_advance.n) if ctx.get(dut.sq_advance.valid) else 0
+            await ctx.tick()
+            head += advance
+            ctx.set(dut.f_sq_head, head)
+            ctx.set(dut.sq_work, 0b010 if head != tail else 0)
+        assert len(taken) == reads, f"{len(taken)} SQ reads in flight, {reads} configured"
+        assert taken == [(SQ_PAGE << 12) + 128 * i for i in range(reads)]
+        assert head == 2 * reads
+
+    _bench(testbench, replace(CONFIG, sq_fetch_reads=reads))

@@ -5,8 +5,8 @@ Round robin over the SQs with work. For the chosen SQ it fetches, with one DMA r
 / 64, entries before the ring wraps, entries before a 4 KiB boundary, room downstream)``
 entries and reserves ``n`` slots of the CQ (docs/admin-commands.md, "Queues"). An SQ whose
 CQ has no credit is skipped until a CQ head doorbell returns slots. Several reads may be
-in flight; their data comes back in request order and leaves as one
-:class:`FetchedCommand` per entry.
+in flight (``CoreConfig.sq_fetch_reads``); their data comes back in request order and
+leaves as one :class:`FetchedCommand` per entry.
 
 *Room downstream*: an entry is fetched only when the block it goes to can take it at
 once — the admin FIFO (``admin_slots`` entries, ``admin_taken`` gives one back) for SQ 0,
@@ -60,9 +60,9 @@ class FetchedCommand(data.StructLayout):
 
 
 class FetchEngine(wiring.Component):
-    def __init__(self, config: CoreConfig, max_reads=4, admin_slots=4):
+    def __init__(self, config: CoreConfig, admin_slots=4):
         self._config = config
-        self._max_reads = max_reads
+        self._max_reads = config.sq_fetch_reads
         self._admin_slots = admin_slots
         n = config.queue_pairs
         qw = config.qid_width
