@@ -1,4 +1,4 @@
-"""cocotb tests on the shipped core (``CoreConfig()``: no test ports, exactly what a user
+"""cocotb tests on the shipped core (``debug=False``: no test ports, exactly what a user
 synthesises), driven only through the interfaces a host has: the register bus, the DMA
 ports, ``cfg`` and INTx. The host driver brings it up and runs I/O with the reference
 model in lock step; every CQ entry, data write and MSI-X message is compared. With no

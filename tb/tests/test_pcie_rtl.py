@@ -1,8 +1,9 @@
 """Full stack under Icarus and Verilator: cocotbext-pcie's root complex and UltraScale+
 hard-IP model around the generated FPGA top (nvmecore_usp) — the shipped build, no test
 ports — at 256 and 512 bits with the RAM disk, and at 256 bits with the AXI4 backend
-behind cocotbext-axi's AxiRam (a pattern through every queue on both simulators; the random
-data-integrity volume under Verilator only, Icarus being 3-5x slower)."""
+behind cocotbext-axi's AxiRam (a pattern through every queue on both simulators, at 512
+bits under Verilator only; the random data-integrity volume under Verilator only, Icarus
+being 3-5x slower)."""
 
 import pytest
 
@@ -31,8 +32,11 @@ def verilog():
 
 
 def _params():
+    """Every build under Verilator; under Icarus the 256-bit ones (STYLE.md: 512-bit runs
+    go to Verilator)."""
     return [pytest.param(sim, name, marks=getattr(pytest.mark, sim), id=f"{sim}-{name}")
-            for sim in SIMULATORS for name in BUILDS]
+            for sim in SIMULATORS for name in BUILDS
+            if sim != "icarus" or not name.startswith("512")]
 
 
 @pytest.mark.parametrize(("sim", "build_name"), _params())

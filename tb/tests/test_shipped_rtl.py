@@ -1,4 +1,4 @@
-"""The shipped build at core level (``CoreConfig()``, no test ports), under Icarus and
+"""The shipped build at core level (no test ports), under Icarus and
 Verilator: what a user synthesises, brought up and driven by the host driver through the
 host's interfaces alone, compared with the reference model (cocotb_shipped.py). The debug
 build's benches (test_core_rtl, test_io_rtl, ...) cover the rest; this one proves the
@@ -6,11 +6,13 @@ benches need nothing the shipped build lacks."""
 
 import pytest
 
-from nvmecore import CoreConfig
 from nvmecore.cli import generate_verilog
+from nvmetb.linux.run import CONFIG as LINUX_CONFIG
 from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
 
-CONFIG = CoreConfig()
+#: The defaults with a 4 MiB namespace: the build Linux's driver runs on in
+#: test_linux_cosim.py, so Verilator builds it once for both.
+CONFIG = LINUX_CONFIG
 TESTS = ("shipped_round_trip", "shipped_data_integrity")
 
 

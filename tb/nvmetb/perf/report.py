@@ -181,9 +181,11 @@ def markdown(suite_results, wall=None, command="make bench"):
              "A rate is measured from the completion ending a warm-up to a later one, the "
              "host keeping every queue at its depth until that one.", ""]
     builds = sorted({(e["config"]["data_width"], e["config"]["io_queues"],
+                      e["config"].get("io_slots", 32), e["config"].get("sq_fetch_reads", 4),
                       e["config"]["debug"]) for e in suite_results.values()})
     lines += ["Builds measured: " + ", ".join(
-        f"{w} bits, {q} I/O queues{' (debug ports)' if d else ''}" for w, q, d in builds)
+        f"{w} bits, {q} I/O queues, {slots} I/O slots, {reads} SQ reads in flight"
+        f"{' (debug ports)' if d else ''}" for w, q, slots, reads, d in builds)
         + (f". Wall time of the run: {wall:.0f} s." if wall else "."), ""]
 
     lines += ["## Latency", "",

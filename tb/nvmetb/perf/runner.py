@@ -104,6 +104,16 @@ def _io(op, size, queues=IO_QUEUES, depth=None, quick=False, count=None):
             "count": count, "warmup": warmup, "beats": not quick}
 
 
+#: A build sized for 1 us of host latency: 16 SQ reads in flight (8 entries each at a
+#: 512 B max read request size) and 128 I/O slots, against the defaults' 4 and 32.
+DEEP_FETCH = {"sq_fetch_reads": 16, "io_slots": 128}
+DEEP_FETCH_RUN = ("w256-lat250-reads16", CoreConfig(**DEEP_FETCH), {
+    "latency": 250, "rcb": 64, "io_queues": NULL_QUEUES,
+    "jobs": [_null(1, 256, "each"), _null(NULL_QUEUES, NULL_DEPTH, "each"),
+             _null(NULL_QUEUES, NULL_DEPTH, "off"),
+             _io("read", 512), _io("write", 512), _io("read", 4096)]})
+
+
 def suite(*, quick=False, sweep=False, debug=False):
     """The runs of a benchmark: [(name, CoreConfig, plan)]. ``debug``: measure the debug
     build instead of the shipped one (same datapath, extra test ports)."""
@@ -135,6 +145,8 @@ def suite(*, quick=False, sweep=False, debug=False):
         jobs += [_io(op, size) for size in (4096, 128 * 1024) for op in ("read", "write")]
         runs.append(("axi-w256-lat250", config(backend="axi"),
                      {"latency": 250, "rcb": 64, "io_queues": IO_QUEUES, "jobs": jobs}))
+        runs.append(DEEP_FETCH_RUN if not debug else
+                    (DEEP_FETCH_RUN[0], config(**DEEP_FETCH), DEEP_FETCH_RUN[2]))
     if sweep:
         for latency in LATENCIES:
             jobs = [_null(q, d, irq) for irq in IRQ_MODES for q in SWEEP_QUEUES
@@ -201,5 +213,6 @@ def _build(config):
 def _entry(config, plan, results):
     return {"config": {"data_width": config.data_width, "io_queues": config.io_queues,
                        "io_slots": config.io_slots, "backend": config.backend,
+                       "sq_fetch_reads": config.sq_fetch_reads,
                        "debug": config.debug},
             "latency": plan["latency"], "rcb": plan["rcb"], "results": results}
