@@ -20,12 +20,12 @@ def test_io_round_trip():
 
 
 def test_abort_of_an_unstarted_read():
-    """Three 32 KiB Reads ahead of it keep the to-host mover busy, so the Abort finds the
+    """Three 16 KiB Reads ahead of it keep the to-host mover busy, so the Abort finds the
     fourth not yet started: it completes with Abort Requested, the Abort with DW0 = 0.
     (The simulation is deterministic; on other benches the outcome is timing's.)"""
     results = []
 
     async def scenario(host, bench):
-        results.append(await IO_SCENARIOS["abort_io"](host, bench))
+        results.append(await IO_SCENARIOS["abort_io"](host, bench, blocks=32))
     run_host_scenario(scenario, CONFIG, "busy", seed=2)
     assert results == [True], "the Abort did not find the Read before it started"
