@@ -15,15 +15,13 @@ import random
 from pathlib import Path
 
 import cocotb
-from amaranth.lib.wiring import In
 from cocotb.triggers import ClockCycles
 from cocotb.utils import get_sim_time
 
 from nvmecore.admin_layouts import Cns, FeatureId
-from nvmecore.backend.axi import Axi4Signature
 from nvmecore.layouts import MSIX_TABLE_BASE, AdminOpcode, LogPage, NvmOpcode, Reg
 from nvmecore.nvme.identify import identify_controller
-from nvmetb.backend.cocotb_axi import attach_axi_ram
+from nvmetb.backend.cocotb_axi import top_axi_ram
 from nvmetb.bench.io_report import save_io_stats
 from nvmetb.host import NvmeHost, Status
 from nvmetb.host.driver import build_sqe
@@ -40,16 +38,7 @@ def _axi_memory(dut, config):
     """With the AXI4 backend: cocotbext-axi's AxiRam on the top's m_axi_* port, every
     channel paused at random, the AXI rules checked; a function that attaches it once the
     clock runs. The slave's signals are 0 until then."""
-    if config.backend != "axi":
-        return lambda: None
-    for name, member in Axi4Signature(config.axi_addr_width, config.data_width,
-                                      config.axi_id_width).members.items():
-        if member.flow == In:
-            getattr(dut, f"m_axi_{name}").value = 0
-    return lambda: attach_axi_ram(
-        dut, "m_axi", dut.user_clk, None, pause=0.2, seed=3, size=1 << 32,
-        axi_id=config.axi_id, outstanding=config.axi_outstanding,
-        window=(config.axi_base, config.axi_base + config.namespace_bytes))
+    return top_axi_ram(dut, config, pause=0.2, seed=3)
 
 
 def _pauses(seed):

@@ -33,7 +33,7 @@ from nvmecore.backend.axi import AxiResp
 
 from .axi_rules import CHANNEL_PAYLOAD, AxiRules, AxiViolation
 
-__all__ = ["AxiMemory", "attach_axi_ram"]
+__all__ = ["AxiMemory", "attach_axi_ram", "top_axi_ram"]
 
 
 class _Injected(Exception):
@@ -222,3 +222,25 @@ def attach_axi_ram(dut, prefix, clock, reset=None, *, pause=0.0, seed=0, errors=
     memory = AxiMemory(dut, prefix, clock, reset, size=size, errors=errors, rules=rules)
     memory.set_pauses(pause, seed)
     return memory
+
+
+def top_axi_ram(dut, config, *, pause=0.0, seed=0):
+    """For the FPGA top's ``m_axi_*`` port (``config.backend == "axi"``): drive the
+    slave's signals to 0 now and return a function that attaches :func:`attach_axi_ram`
+    (``pause``, ``seed``; the rules checked for the build's ID, outstanding count and
+    namespace window) once the clock runs. Without the AXI4 backend the function does
+    nothing."""
+    if config.backend != "axi":
+        return lambda: None
+    from amaranth.lib.wiring import In
+
+    from nvmecore.backend.axi import Axi4Signature
+
+    for name, member in Axi4Signature(config.axi_addr_width, config.data_width,
+                                      config.axi_id_width).members.items():
+        if member.flow == In:
+            getattr(dut, f"m_axi_{name}").value = 0
+    return lambda: attach_axi_ram(
+        dut, "m_axi", dut.user_clk, None, pause=pause, seed=seed, size=1 << 32,
+        axi_id=config.axi_id, outstanding=config.axi_outstanding,
+        window=(config.axi_base, config.axi_base + config.namespace_bytes))

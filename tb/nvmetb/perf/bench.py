@@ -173,22 +173,9 @@ class PerfBench:
         """With the AXI4 backend: cocotbext-axi's AxiRam on ``m_axi_*`` with no pauses
         (every channel ready at once), the AXI rules checked; a function that attaches
         it once the clock runs."""
-        config, dut = self.config, self.dut
-        if config.backend != "axi":
-            return lambda: None
-        from amaranth.lib.wiring import In
+        from nvmetb.backend.cocotb_axi import top_axi_ram
 
-        from nvmecore.backend.axi import Axi4Signature
-        from nvmetb.backend.cocotb_axi import attach_axi_ram
-
-        for name, member in Axi4Signature(config.axi_addr_width, config.data_width,
-                                          config.axi_id_width).members.items():
-            if member.flow == In:
-                getattr(dut, f"m_axi_{name}").value = 0
-        return lambda: attach_axi_ram(
-            dut, "m_axi", dut.user_clk, None, pause=0.0, size=1 << 32,
-            axi_id=config.axi_id, outstanding=config.axi_outstanding,
-            window=(config.axi_base, config.axi_base + config.namespace_bytes))
+        return top_axi_ram(self.dut, self.config, pause=0.0)
 
     def stop(self):
         if self._tap is not None:
