@@ -43,7 +43,7 @@ help:
 	@echo "make setup       system packages (Icarus, C++ toolchain), .venv with '.[dev]'"
 	@echo "make test        the whole regression: pytest -n auto (Icarus and Verilator)"
 	@echo "                 (SPLITS=N GROUP=i: the i-th of N balanced shards, for a CI matrix)"
-	@echo "make test-quick  the quick tier only (pytest -m quick)"
+	@echo "make test-quick  the quick tier only (pytest -m \"quick and not slow\")"
 	@echo "make conformance the conformance scenarios on the model, the RTL (core level and"
 	@echo "                 PCIe stack) and QEMU: a table, also in docs/conformance.md"
 	@echo "                 (FULL=1: every scenario through the PCIe stack too;"
@@ -153,7 +153,7 @@ test-durations: | $(VBIN)/pytest
 	$(VBIN)/pytest -n auto --store-durations --durations-path $(DURATIONS)
 
 test-quick: | $(VBIN)/pytest
-	$(VBIN)/pytest -n auto -m quick
+	$(VBIN)/pytest -n auto -m "quick and not slow"
 
 TARGETS ?= model rtl-icarus rtl-verilator pcie-icarus qemu
 conformance: | $(VBIN)/pytest

@@ -45,7 +45,7 @@ __all__ = [
     "BUILD_ROOT", "CONFIG_ENV", "REPO_ROOT", "SIMULATORS", "TESTS_DIR",
     "BuildError", "SimulatorMissing",
     "build", "config_from_env", "config_to_env", "run", "run_dir", "sim_params",
-    "waves_enabled",
+    "verilog_for", "waves_enabled",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -256,6 +256,56 @@ def _tool_versions(sim: str) -> str:
         out = subprocess.run(["iverilog", "-V"], capture_output=True, text=True).stdout
         tool = out.splitlines()[0] if out else "iverilog"
     return f"{tool}; cocotb {cocotb_version}"
+
+
+# -- Verilog ---------------------------------------------------------------------------------
+
+HDL_ROOT = REPO_ROOT / "hdl" / "nvmecore"
+_verilog_memo = {}
+
+
+def _hdl_digest() -> str:
+    """A hash of the gateware's source and the Amaranth release that elaborates it."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(version("amaranth").encode())
+    for path in sorted(HDL_ROOT.rglob("*.py")):
+        digest.update(str(path.relative_to(HDL_ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def verilog_for(config: CoreConfig, top: str = "nvmecore") -> str:
+    """The Verilog text of ``config``: the core (``top="nvmecore"``) or the FPGA top
+    (``nvmecore.cli.USP_TOP_NAME``), as ``nvmecore.cli`` generates it.
+
+    Elaborating a build takes 5-10 s; a regression asks for the same few builds from
+    many test modules on every pytest worker, so the text is generated once per source
+    tree and kept in ``sim/build/verilog/`` (keyed by the gateware's source, the Amaranth
+    release, the top and the config; a file lock lets one worker write it).
+    """
+    from filelock import FileLock
+
+    from nvmecore.cli import USP_TOP_NAME, generate_usp_verilog, generate_verilog
+
+    generators = {"nvmecore": generate_verilog, USP_TOP_NAME: generate_usp_verilog}
+    if top not in generators:
+        raise ValueError(f"top must be one of {', '.join(generators)}, not {top!r}")
+    key = hashlib.sha256(f"{_hdl_digest()} {top} {config!r}".encode()).hexdigest()[:16]
+    if key in _verilog_memo:
+        return _verilog_memo[key]
+    cache = BUILD_ROOT / "verilog"
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"{top}-{key}.v"
+    with FileLock(cache / f"{top}-{key}.lock", timeout=BUILD_LOCK_TIMEOUT):
+        if path.is_file():
+            text = path.read_text()
+        else:
+            text = generators[top](config)
+            scratch = path.with_suffix(".tmp")
+            scratch.write_text(text)
+            scratch.replace(path)
+    _verilog_memo[key] = text
+    return text
 
 
 # -- build -----------------------------------------------------------------------------------

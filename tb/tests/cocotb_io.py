@@ -18,9 +18,8 @@ from nvmetb.sim import config_from_env
 logging.getLogger("tb").setLevel(logging.INFO)
 
 #: Host memory preset per scenario: the busy one (latency, gaps, stalls) by default; both
-#: for the random volume under Verilator (Icarus, 3-5x slower, runs the busy one).
-_ICARUS = "icarus" in (getattr(cocotb, "SIM_NAME", None) or "").lower()
-DMA = {"data_integrity": ["busy"] if _ICARUS else ["fast", "busy"]}
+#: for the random volume (which test_io_rtl runs under Verilator only).
+DMA = {"data_integrity": ["fast", "busy"]}
 
 
 async def _run(dut, name, scenario, dma):

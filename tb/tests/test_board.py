@@ -13,8 +13,8 @@ import pytest
 
 from nvmecore import CoreConfig
 from nvmecore.board import BOARDS, IP_MODULE, board_wrapper
-from nvmecore.cli import generate_usp_verilog
-from nvmetb.sim import REPO_ROOT
+from nvmecore.cli import USP_TOP_NAME
+from nvmetb.sim import REPO_ROOT, verilog_for
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "pcie4_uscale_plus_ports.json")
                      .read_text())
@@ -68,7 +68,7 @@ def test_wrapper_is_generated(board):
 def test_wrapper_lints(board, tmp_path):
     spec = BOARDS[board]
     top = tmp_path / "nvmecore_usp.v"
-    top.write_text(generate_usp_verilog(CoreConfig(data_width=spec.width)))
+    top.write_text(verilog_for(CoreConfig(data_width=spec.width), USP_TOP_NAME))
     stub = tmp_path / "ip_stub.v"
     stub.write_text(ip_stub(spec.width, spec.lanes) + PRIMITIVES)
     waivers = tmp_path / "board.vlt"
@@ -94,7 +94,6 @@ def test_stub_has_every_port_the_wrapper_connects():
     assert connected <= set(FIXTURE["ports"]), connected - set(FIXTURE["ports"])
 
 
-@pytest.mark.quick
 def test_fusesoc_core_sets_up(tmp_path):
     """nvmecore.core: FuseSoC finds the core, runs its generator (the Verilog from
     nvmecore's CLI) and sets up the Alveo U200 Vivado project, without running Vivado."""

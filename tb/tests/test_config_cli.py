@@ -39,6 +39,7 @@ def test_largest_bar0_fit():
     CoreConfig(io_queues=511, msix_vectors=256)
 
 
+@pytest.mark.slow
 def test_generate_writes_verilog(tmp_path):
     out = tmp_path / "core.v"
     assert main(["generate", "--io-queues", "4", "--data-width", "512", "-o", str(out)]) == 0

@@ -17,9 +17,13 @@ CONFIGS = {
     "default": CoreConfig(debug=True),
 }
 RUNS = [("small", "fast"), ("small", "busy"), ("default", "fast")]
+#: In the full run only (the quick tier's 2-minute budget): the small build at full speed.
+SLOW = {("small", "fast")}
 
 
-@pytest.mark.parametrize("config, pattern", RUNS, ids=["-".join(r) for r in RUNS])
+@pytest.mark.parametrize("config, pattern", [
+    pytest.param(*run, id="-".join(run), marks=pytest.mark.slow if run in SLOW else ())
+    for run in RUNS])
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_scenario(scenario, config, pattern):
     run_scenario(SCENARIOS[scenario], CONFIGS[config], PATTERNS[pattern],

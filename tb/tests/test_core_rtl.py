@@ -3,10 +3,9 @@ of nvmetb.scenarios.registers, compared with the reference model."""
 
 import pytest
 
-from nvmecore.cli import generate_verilog
 from nvmetb.bench import CORE_BENCH_CONFIG
 from nvmetb.scenarios.registers import SCENARIOS
-from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
+from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params, verilog_for
 
 #: The default build, plus the test ports and a short SQ fetch time-out.
 CONFIG = CORE_BENCH_CONFIG
@@ -14,7 +13,7 @@ CONFIG = CORE_BENCH_CONFIG
 
 @pytest.fixture(scope="module")
 def verilog():
-    return generate_verilog(CONFIG)
+    return verilog_for(CONFIG)
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))

@@ -19,6 +19,7 @@ def test_io_round_trip():
     run_host_scenario(IO_SCENARIOS["io_round_trip"], CONFIG, "busy", seed=1)
 
 
+@pytest.mark.slow
 def test_abort_of_an_unstarted_read():
     """Three 16 KiB Reads ahead of it keep the to-host mover busy, so the Abort finds the
     fourth not yet started: it completes with Abort Requested, the Abort with DW0 = 0.

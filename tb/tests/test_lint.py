@@ -5,6 +5,7 @@ build, at the other datapath widths, and the FPGA top (UltraScale+ adapter) at 2
 
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 from amaranth.back import verilog
@@ -12,19 +13,22 @@ from amaranth.back import verilog
 from nvmecore import CoreConfig
 from nvmecore.backend.axi import AxiBackend
 from nvmecore.backend.ramdisk import RamDisk
-from nvmecore.cli import USP_TOP_NAME, generate_usp_verilog, generate_verilog
-from nvmetb.sim import REPO_ROOT
+from nvmecore.cli import USP_TOP_NAME
+from nvmetb.sim import REPO_ROOT, verilog_for
 
 pytestmark = pytest.mark.verilator
 
-# name: (generator, config, top module)
+# name: (generator, config, top module); the core and FPGA-top builds come from the
+# shared Verilog cache (nvmetb.sim.verilog_for), as the simulation benches' do.
+_core = verilog_for
+_usp = partial(verilog_for, top=USP_TOP_NAME)
 BUILDS = {
-    "default": (generate_verilog, CoreConfig(), "nvmecore"),
-    "w64-q4": (generate_verilog, CoreConfig(io_queues=4, data_width=64), "nvmecore"),
-    "w128-q64": (generate_verilog, CoreConfig(io_queues=64, data_width=128), "nvmecore"),
-    "w512-q32": (generate_verilog, CoreConfig(io_queues=32, data_width=512), "nvmecore"),
-    "usp-w256": (generate_usp_verilog, CoreConfig(), USP_TOP_NAME),
-    "usp-w512": (generate_usp_verilog, CoreConfig(data_width=512), USP_TOP_NAME),
+    "default": (_core, CoreConfig(), "nvmecore"),
+    "w64-q4": (_core, CoreConfig(io_queues=4, data_width=64), "nvmecore"),
+    "w128-q64": (_core, CoreConfig(io_queues=64, data_width=128), "nvmecore"),
+    "w512-q32": (_core, CoreConfig(io_queues=32, data_width=512), "nvmecore"),
+    "usp-w256": (_usp, CoreConfig(), USP_TOP_NAME),
+    "usp-w512": (_usp, CoreConfig(data_width=512), USP_TOP_NAME),
     # The backends on their own (the core builds them in with CoreConfig.backend).
     "ramdisk": (lambda config: _block(RamDisk, config, "ramdisk"),
                 CoreConfig(namespace_bytes=16 << 10), "ramdisk"),

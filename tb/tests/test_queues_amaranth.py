@@ -10,13 +10,16 @@ from nvmetb.scenarios.queues import QUEUE_SCENARIOS
 
 CONFIG = CoreConfig(io_queues=4, max_queue_entries=64, data_width=128, debug=True,
                     dma_read_timeout=2000)
-#: Too long for the quick tier's budget (10-20 s each here): in the full run only, where
-#: the Verilog tiers run it too.
-NOT_QUICK = {"delete_sq_beside_busy_sq", "fetch_timeout"}
+pytestmark = pytest.mark.quick
+
+#: Too long for the quick tier's 2-minute budget (10-20 s each here): in the full run only
+#: (``make test``), where the Verilog tiers run them too.
+NOT_QUICK = {"delete_sq_beside_busy_sq", "fetch_timeout", "admin_status_paths",
+             "more_status_paths", "reset_in_traffic", "io_queue_laps", "fetch_error"}
 
 
 @pytest.mark.parametrize("scenario", [
-    pytest.param(name, marks=() if name in NOT_QUICK else pytest.mark.quick)
+    pytest.param(name, marks=pytest.mark.slow if name in NOT_QUICK else ())
     for name in QUEUE_SCENARIOS])
 def test_scenario(scenario):
     run_host_scenario(QUEUE_SCENARIOS[scenario], CONFIG, "busy", seed=sum(scenario.encode()))

@@ -6,9 +6,8 @@ benches need nothing the shipped build lacks."""
 
 import pytest
 
-from nvmecore.cli import generate_verilog
 from nvmetb.linux.run import CONFIG as LINUX_CONFIG
-from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params
+from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, sim_params, verilog_for
 
 #: The defaults with a 4 MiB namespace: the build Linux's driver runs on in
 #: test_linux_cosim.py, so Verilator builds it once for both.
@@ -18,7 +17,7 @@ TESTS = ("shipped_round_trip", "shipped_data_integrity")
 
 @pytest.fixture(scope="module")
 def verilog():
-    return generate_verilog(CONFIG)
+    return verilog_for(CONFIG)
 
 
 @pytest.mark.parametrize("sim", sim_params())

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir
+from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, verilog_for
 from nvmetb.stateful import EXAMPLES_ENV, SimServer, run_machine
 
 SHARDS = int(os.environ.get("NVMETB_SHARDS", "2"))
@@ -43,10 +43,9 @@ def test_differential_soak_amaranth(shard):
 
 
 def _verilator(request, examples, random=False):
-    from nvmecore.cli import generate_verilog
     from nvmetb.conformance.targets import CONFIG
 
-    build_dir = build("verilator", generate_verilog(CONFIG), "nvmecore")
+    build_dir = build("verilator", verilog_for(CONFIG), "nvmecore")
     env = {CONFIG_ENV: config_to_env(CONFIG), EXAMPLES_ENV: str(examples)}
     if random:
         env["NVMETB_STATEFUL_RANDOM"] = "1"

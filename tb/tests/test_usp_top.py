@@ -61,6 +61,7 @@ def test_top_refuses_other_widths():
         UspTop(CoreConfig(data_width=256), rq_straddle=True)
 
 
+@pytest.mark.slow
 def test_cli_writes_the_usp_top(tmp_path):
     out = tmp_path / "top.v"
     assert main(["generate", "--top", "usp", "--io-queues", "2", "-o", str(out)]) == 0

@@ -105,15 +105,23 @@ def run_rtl(target, names=None, work_dir=None) -> list[Result]:
     import os
     import tempfile
 
-    from nvmecore.cli import USP_TOP_NAME, generate_usp_verilog, generate_verilog
-    from nvmetb.sim import CONFIG_ENV, SimulatorMissing, build, config_to_env, run, run_dir
+    from nvmecore.cli import USP_TOP_NAME
+    from nvmetb.sim import (
+        CONFIG_ENV,
+        SimulatorMissing,
+        build,
+        config_to_env,
+        run,
+        run_dir,
+        verilog_for,
+    )
 
     level, sim = target.split("-")
     names = _names(names)
     if level == "pcie":
-        config, verilog, top = PCIE_CONFIG, generate_usp_verilog(PCIE_CONFIG), USP_TOP_NAME
+        config, verilog, top = PCIE_CONFIG, verilog_for(PCIE_CONFIG, USP_TOP_NAME), USP_TOP_NAME
     else:
-        config, verilog, top = CONFIG, generate_verilog(CONFIG), "nvmecore"
+        config, verilog, top = CONFIG, verilog_for(CONFIG), "nvmecore"
     try:
         build_dir = build(sim, verilog, top)
     except SimulatorMissing as missing:

@@ -297,8 +297,8 @@ def judge(run_dir: Path, config: CoreConfig, steps) -> Report:
 
 def cosim(steps=FULL_STEPS, sim="verilator", accel="tcg", timeout_s=1800, run_name=None,
           top="core", log=print) -> Report:
-    from nvmecore.cli import USP_TOP_NAME, generate_usp_verilog, generate_verilog
-    from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir
+    from nvmecore.cli import USP_TOP_NAME
+    from nvmetb.sim import CONFIG_ENV, build, config_to_env, run, run_dir, verilog_for
 
     from .guest import build_guest
 
@@ -308,7 +308,7 @@ def cosim(steps=FULL_STEPS, sim="verilator", accel="tcg", timeout_s=1800, run_na
     wall["guest"] = time.monotonic() - t
     t = time.monotonic()
     config, toplevel = (CONFIG, "nvmecore") if top == "core" else (USP_CONFIG, USP_TOP_NAME)
-    verilog = generate_verilog(config) if top == "core" else generate_usp_verilog(config)
+    verilog = verilog_for(config, toplevel)
     build_dir = build(sim, verilog, toplevel)
     wall["rtl-build"] = time.monotonic() - t
     rdir = run_dir(run_name or "-".join(["linux-cosim", *(["usp"] if top == "usp" else []),

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from nvmecore import CoreConfig
-from nvmecore.cli import USP_TOP_NAME, generate_usp_verilog
-from nvmetb.sim import BUILD_ROOT, CONFIG_ENV, build, config_to_env, run, run_dir
+from nvmecore.cli import USP_TOP_NAME
+from nvmetb.sim import BUILD_ROOT, CONFIG_ENV, build, config_to_env, run, run_dir, verilog_for
 
 __all__ = ["run_plan", "PLAN_ENV", "say"]
 
@@ -29,7 +29,7 @@ def run_plan(config: CoreConfig, plan: dict, name: str, *, quiet=False) -> list:
     """Run ``plan`` (see ``cocotb_perf``) on the top built from ``config``; the list of
     jobs with their figures. ``name`` names the run directory."""
     started = time.monotonic()
-    verilog = generate_usp_verilog(config)
+    verilog = verilog_for(config, USP_TOP_NAME)
     build_dir = build(SIM, verilog, USP_TOP_NAME)
     built = time.monotonic()
     work = run_dir(f"bench-{name}")
@@ -205,7 +205,7 @@ def run_suite(runs, jobs=2):
 
 def _build(config):
     started = time.monotonic()
-    build(SIM, generate_usp_verilog(config), USP_TOP_NAME)
+    build(SIM, verilog_for(config, USP_TOP_NAME), USP_TOP_NAME)
     return (f"build of {config.data_width} bits, {config.io_queues} queues, {config.backend}"
             f"{', debug' if config.debug else ''}: {time.monotonic() - started:.0f} s")
 

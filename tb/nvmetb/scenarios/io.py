@@ -31,7 +31,7 @@ from nvmetb.bench.harness import Mismatch
 from nvmetb.host import MAX_BLOCKS, IoCommand, NvmeHost, PrpLayout, Status, pattern
 from nvmetb.host.prp import prp_pieces
 
-__all__ = ["IO_SCENARIOS", "MEDIA_SCENARIOS", "LIGHT_SCENARIOS", "expect", "io_bring_up"]
+__all__ = ["IO_SCENARIOS", "MEDIA_SCENARIOS", "expect", "io_bring_up"]
 
 log = logging.getLogger("tb")
 
@@ -751,10 +751,3 @@ IO_SCENARIOS = {f.__name__: f for f in (
     smart_and_error_log, abort_io, data_integrity, error_in_traffic,
 )}
 MEDIA_SCENARIOS = {f.__name__: f for f in (media_errors,)}
-#: The scenarios whose behaviour, not volume, is the point: the regression runs these on
-#: Icarus behind the AXI4 backend and the UltraScale+ adapter, where Icarus is 3-5x slower
-#: than Verilator; the random and layout sweeps (prp_layouts, data_integrity,
-#: error_in_traffic, smart_and_error_log) run there under Verilator, and on both simulators
-#: at core level with the RAM disk.
-LIGHT_SCENARIOS = ("io_round_trip", "io_status_paths", "zeroes_and_dsm", "compare",
-                   "format_nvm", "abort_io", "media_errors")
