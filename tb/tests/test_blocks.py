@@ -20,6 +20,7 @@ from nvmecore.layouts import (
     RegRequest,
 )
 from nvmecore.nvme.bar0 import Bar0Decoder
+from nvmecore.nvme.cq_post import CoalescedIrq
 from nvmecore.nvme.ctrl_regs import ControllerRegisters
 from nvmecore.nvme.doorbell import DoorbellDecoder
 from nvmecore.nvme.irq import InterruptUnit
@@ -273,6 +274,45 @@ def test_interrupt_unit_routes_to_msix_or_intx():
         assert ctx.get(dut.intx) == 0
 
     simulate(dut, testbench)
+
+
+def test_completion_interrupt_reaches_the_msix_write_in_two_cycles():
+    """Latency (issue 10: CQ entry write -> MSI-X write): a CQ's interrupt request is
+    offered to the MSI-X table the cycle after the interrupt unit takes it, and the table
+    offers the message's write command the cycle after it takes the vector."""
+    config = CoreConfig(io_queues=3)
+    irq, msix = InterruptUnit(config), MsixTable(config)
+
+    async def irq_bench(ctx):
+        ctx.set(irq.msix_enable, 1)
+        ctx.set(irq.msix.ready, 1)
+        ctx.set(irq.cq_irq.payload, CoalescedIrq.const({"vector": 2, "admin": 1}))
+        ctx.set(irq.cq_irq.valid, 1)
+        assert ctx.get(irq.cq_irq.ready)
+        await ctx.tick()
+        ctx.set(irq.cq_irq.valid, 0)
+        assert ctx.get(irq.msix.valid) and ctx.get(irq.msix.payload) == 2
+
+    async def msix_bench(ctx):
+        await ctx.tick().until(~msix.port.busy)
+        await port_write(ctx, msix.port, MSIX_TABLE_BASE + 16 * 2, 0xFEE0_0008, 8)
+        await port_write(ctx, msix.port, MSIX_TABLE_BASE + 16 * 2 + 8, 0x42, 8)  # unmasked
+        ctx.set(msix.enable, 1)
+        ctx.set(msix.dma.cmd.ready, 1)
+        ctx.set(msix.dma.data.ready, 1)
+        await ctx.tick()
+        ctx.set(msix.send.payload, 2)
+        ctx.set(msix.send.valid, 1)
+        assert ctx.get(msix.send.ready)
+        await ctx.tick()
+        ctx.set(msix.send.valid, 0)
+        assert ctx.get(msix.dma.cmd.valid)
+        assert ctx.get(msix.dma.cmd.payload.addr) == 0xFEE0_0008
+        await ctx.tick()
+        assert ctx.get(msix.dma.data.valid) and ctx.get(msix.dma.data.payload.data) == 0x42
+
+    simulate(irq, irq_bench)
+    simulate(msix, msix_bench)
 
 
 def test_bar0_decoder_keeps_read_order_under_backpressure():

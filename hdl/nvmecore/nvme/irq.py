@@ -58,7 +58,8 @@ class InterruptUnit(wiring.Component):
         vw = config.vector_width
 
         # -- Aggregation -------------------------------------------------------------------
-        m.submodules.fires = fires = fifo.SyncFIFOBuffered(width=vw, depth=4)
+        # Unbuffered: a vector written in one cycle is offered to the MSI-X table the next.
+        m.submodules.fires = fires = fifo.SyncFIFO(width=vw, depth=4)
         held = [Signal(8, name=f"held{v}") for v in range(vectors)]
         any_held = Signal()
         m.d.comb += any_held.eq(Cat(*(h != 0 for h in held)).any())

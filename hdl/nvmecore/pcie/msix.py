@@ -10,7 +10,8 @@ cycle, during which register accesses wait.
 A request to send vector v becomes one posted 4-byte memory write on the DMA write port
 (address and data from the table) when MSI-X is enabled and neither the function nor the
 vector is masked; otherwise PBA bit v is set, and the message goes out (PBA bit cleared)
-as soon as the vector can send again, lowest vector first.
+as soon as the vector can send again, lowest vector first. The table is read in the cycle
+a message is taken, so its write command is offered the next cycle.
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal
@@ -142,26 +143,29 @@ class MsixTable(wiring.Component):
             self.dma.data.p.data.eq(data_rd_tx.data),
             self.dma.data.p.last.eq(1),
         ]
+        def read(vector):
+            # The table's read ports: data ready next cycle, held while they are off.
+            m.d.comb += [addr_rd_tx.addr.eq(vector), data_rd_tx.addr.eq(vector),
+                         addr_rd_tx.en.eq(1), data_rd_tx.en.eq(1)]
+            m.d.sync += tx_vector.eq(vector)
+
         with m.FSM(name="tx"):
             with m.State("IDLE"):
                 m.d.comb += self.idle.eq(1)
                 with m.If(sweeping):
                     pass
                 with m.Elif(deliverable.any()):
-                    m.d.sync += [tx_vector.eq(lowest), pba.bit_select(lowest, 1).eq(0)]
-                    m.next = "READ"
+                    read(lowest)
+                    m.d.sync += pba.bit_select(lowest, 1).eq(0)
+                    m.next = "CMD"
                 with m.Else():
                     m.d.comb += self.send.ready.eq(1)
                     with m.If(self.send.valid & (self.send.p < vectors)):
                         with m.If(can_send & ~mask.bit_select(self.send.p, 1)):
-                            m.d.sync += tx_vector.eq(self.send.p)
-                            m.next = "READ"
+                            read(self.send.p)
+                            m.next = "CMD"
                         with m.Else():
                             m.d.sync += pba.bit_select(self.send.p, 1).eq(1)
-            with m.State("READ"):
-                # The table read ports follow tx_vector; their data is ready next cycle.
-                m.d.comb += [addr_rd_tx.en.eq(1), data_rd_tx.en.eq(1)]
-                m.next = "CMD"
             with m.State("CMD"):
                 m.d.comb += self.dma.cmd.valid.eq(1)
                 with m.If(self.dma.cmd.ready):
