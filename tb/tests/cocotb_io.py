@@ -7,10 +7,9 @@ checked, media errors injected as SLVERR). Run through pytest (``test_io_rtl.py`
 import logging
 
 import cocotb
-from amaranth.lib.wiring import In
 
-from nvmecore.backend.axi import Axi4Signature, AxiResp
-from nvmetb.backend.cocotb_axi import attach_axi_ram
+from nvmecore.backend.axi import AxiResp
+from nvmetb.backend.cocotb_axi import backend_axi_ram
 from nvmetb.bench.cocotb_backend import run_host_scenario
 from nvmetb.scenarios.io import IO_SCENARIOS, MEDIA_SCENARIOS
 from nvmetb.sim import config_from_env
@@ -26,17 +25,11 @@ async def _run(dut, name, scenario, dma):
     config = config_from_env()
     extra, axi = {}, []
     if config.backend == "axi":
-        # The slave's signals are undriven until AxiRam drives them: 0 from the start.
-        for port, member in Axi4Signature(config.axi_addr_width, config.data_width,
-                                          config.axi_id_width).members.items():
-            if member.flow == In:
-                getattr(dut, f"axi__{port}").value = 0
+        ram = backend_axi_ram(dut, config, "axi_", dut.clk, dut.rst, pause=0.3,
+                              seed=len(name))
 
         def attach():
-            axi.append(attach_axi_ram(
-                dut, "axi_", dut.clk, dut.rst, pause=0.3, seed=len(name), size=1 << 32,
-                axi_id=config.axi_id, outstanding=config.axi_outstanding,
-                window=(config.axi_base, config.axi_base + config.namespace_bytes)))
+            axi.append(ram())
 
         async def namespace():
             return axi[0].read(config.axi_base, config.namespace_bytes)

@@ -33,7 +33,7 @@ from nvmecore.backend.axi import AxiResp
 
 from .axi_rules import CHANNEL_PAYLOAD, AxiRules, AxiViolation
 
-__all__ = ["AxiMemory", "attach_axi_ram", "top_axi_ram"]
+__all__ = ["AxiMemory", "attach_axi_ram", "backend_axi_ram", "top_axi_ram"]
 
 
 class _Injected(Exception):
@@ -224,11 +224,13 @@ def attach_axi_ram(dut, prefix, clock, reset=None, *, pause=0.0, seed=0, errors=
     return memory
 
 
-def top_axi_ram(dut, config, *, pause=0.0, seed=0):
-    """For the FPGA top's ``m_axi_*`` port (``config.backend == "axi"``): drive the
-    slave's signals to 0 now and return a function that attaches :func:`attach_axi_ram`
-    (``pause``, ``seed``; the rules checked for the build's ID, outstanding count and
-    namespace window) once the clock runs. Without the AXI4 backend the function does
+def backend_axi_ram(dut, config, prefix, clock, reset=None, *, pause=0.0, seed=0):
+    """For the AXI4 backend's master port ``prefix`` of a build with
+    ``config.backend == "axi"`` (``"axi_"`` on the core, ``"m_axi"`` on the FPGA top):
+    drive the slave's signals to 0 now (they are undriven until the memory drives them)
+    and return a function that attaches :func:`attach_axi_ram` (``pause``, ``seed``; the
+    rules checked for the build's ID, outstanding count and namespace window) once the
+    clock runs, and returns its memory. Without the AXI4 backend the function does
     nothing."""
     if config.backend != "axi":
         return lambda: None
@@ -239,8 +241,13 @@ def top_axi_ram(dut, config, *, pause=0.0, seed=0):
     for name, member in Axi4Signature(config.axi_addr_width, config.data_width,
                                       config.axi_id_width).members.items():
         if member.flow == In:
-            getattr(dut, f"m_axi_{name}").value = 0
+            getattr(dut, f"{prefix}_{name}").value = 0
     return lambda: attach_axi_ram(
-        dut, "m_axi", dut.user_clk, None, pause=pause, seed=seed, size=1 << 32,
+        dut, prefix, clock, reset, pause=pause, seed=seed, size=1 << 32,
         axi_id=config.axi_id, outstanding=config.axi_outstanding,
         window=(config.axi_base, config.axi_base + config.namespace_bytes))
+
+
+def top_axi_ram(dut, config, *, pause=0.0, seed=0):
+    """:func:`backend_axi_ram` on the FPGA top's ``m_axi_*`` port (``user_clk``)."""
+    return backend_axi_ram(dut, config, "m_axi", dut.user_clk, pause=pause, seed=seed)
