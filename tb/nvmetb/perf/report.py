@@ -147,6 +147,14 @@ def _size(n):
     return f"{n // 1024} KiB" if n >= 1024 else f"{n} B"
 
 
+def _rate_jobs(suite_results, kind):
+    """(run, entry, job, cycles per command, ceiling) of every ``kind`` rate job."""
+    for run, entry in suite_results.items():
+        for job in entry["results"]:
+            if job["kind"] == kind:
+                yield run, entry, job, job["cycles_per_cmd"], _ceiling(entry, job)
+
+
 def _latency_rows(suite_results):
     rows = []
     for run, entry in suite_results.items():
@@ -217,16 +225,12 @@ def markdown(suite_results, wall=None, command="make bench"):
               "| run | queues | depth | interrupts | cycles / command | M commands/s | "
               "ceiling (cycles, bound) | of ceiling | target 3 cycles |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for run, entry in suite_results.items():
-        for job in entry["results"]:
-            if job["kind"] != "null":
-                continue
-            c, cost = job["cycles_per_cmd"], _ceiling(entry, job)
-            meets = "yes" if c <= TARGETS["null_cycles"] else \
-                f"no (+{c / TARGETS['null_cycles'] - 1:.0%})"
-            lines.append(f"| {run} | {job['queues']} | {job['depth']} | {job['irq']} | "
-                         f"{c:.2f} | {_mps(c):.1f} | {cost.cycles:g} ({cost.bound}) | "
-                         f"{cost.cycles / c:.0%} | {meets} |")
+    for run, _, job, c, cost in _rate_jobs(suite_results, "null"):
+        meets = "yes" if c <= TARGETS["null_cycles"] else \
+            f"no (+{c / TARGETS['null_cycles'] - 1:.0%})"
+        lines.append(f"| {run} | {job['queues']} | {job['depth']} | {job['irq']} | "
+                     f"{c:.2f} | {_mps(c):.1f} | {cost.cycles:g} ({cost.bound}) | "
+                     f"{cost.cycles / c:.0%} | {meets} |")
 
     lines += ["", "## Reads and writes", "",
               "Random Reads / Writes of the RAM disk, aligned to their size, each command "
@@ -238,19 +242,15 @@ def markdown(suite_results, wall=None, command="make bench"):
               "ceiling IOPS (bound) | of ceiling | ≥ 97 % | RQ / RC beats per command "
               "(measured; model) |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for run, entry in suite_results.items():
-        for job in entry["results"]:
-            if job["kind"] != "io":
-                continue
-            c, cost = job["cycles_per_cmd"], _ceiling(entry, job)
-            share = cost.cycles / c
-            iops = _mps(c) * 1e6
-            meets = "yes" if share >= TARGETS["io_share"] else "no"
-            lines.append(
-                f"| {run} | {entry['rcb']} | {job['op']} | {_size(job['size'])} | "
-                f"{job['queues']} × {job['depth']} | {c:.1f} | {iops / 1e6:.3f} M | "
-                f"{iops * job['size'] / 1e9:.2f} | {ceiling.rate(cost.cycles) / 1e6:.3f} M "
-                f"({cost.bound}) | {share:.1%} | {meets} | {_beats(job, cost)} |")
+    for run, entry, job, c, cost in _rate_jobs(suite_results, "io"):
+        share = cost.cycles / c
+        iops = _mps(c) * 1e6
+        meets = "yes" if share >= TARGETS["io_share"] else "no"
+        lines.append(
+            f"| {run} | {entry['rcb']} | {job['op']} | {_size(job['size'])} | "
+            f"{job['queues']} × {job['depth']} | {c:.1f} | {iops / 1e6:.3f} M | "
+            f"{iops * job['size'] / 1e9:.2f} | {ceiling.rate(cost.cycles) / 1e6:.3f} M "
+            f"({cost.bound}) | {share:.1%} | {meets} | {_beats(job, cost)} |")
     lines += [""] + _published(suite_results)
     lines += ["## Plots", "",
               "![IOPS against queue depth](bench-depth.png)", "",
