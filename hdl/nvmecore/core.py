@@ -123,15 +123,18 @@ class NvmeCore(wiring.Component):
 
         # Doorbells move SQ tails and CQ heads; a CQ head returns credit and may clear INTx.
         upd = doorbell.update
+        # A queue being set up writes its state through the doorbells' write ports: the
+        # doorbell waits that cycle.
+        took = upd.valid & upd.ready
         m.d.comb += [
-            upd.ready.eq(1),
-            queues.sq_tail.valid.eq(upd.valid & ~upd.p.cq),
+            upd.ready.eq(~admin.setup.valid),
+            queues.sq_tail.valid.eq(took & ~upd.p.cq),
             queues.sq_tail.qid.eq(upd.p.qid),
             queues.sq_tail.value.eq(upd.p.value),
-            queues.cq_head.valid.eq(upd.valid & upd.p.cq),
+            queues.cq_head.valid.eq(took & upd.p.cq),
             queues.cq_head.qid.eq(upd.p.qid),
             queues.cq_head.value.eq(upd.p.value),
-            fetch.unblock.eq(upd.valid & upd.p.cq),
+            fetch.unblock.eq(took & upd.p.cq),
         ]
 
         # Queue size table of the doorbell decoder: the admin engine, or the test port.
@@ -158,22 +161,16 @@ class NvmeCore(wiring.Component):
             fetch.max_read_request_size.eq(self.cfg.max_read_request_size),
             fetch.burst_log2.eq(admin.burst_log2),
             fetch.sq_work.eq(queues.sq_work),
-            queues.f_sq.eq(fetch.f_sq),
-            fetch.f_sq_head.eq(queues.f_sq_head),
-            fetch.f_sq_tail.eq(queues.f_sq_tail),
-            fetch.f_sq_size_m1.eq(queues.f_sq_size_m1),
-            fetch.f_sq_cqid.eq(queues.f_sq_cqid),
-            queues.f_cq.eq(fetch.f_cq),
-            fetch.f_cq_credit.eq(queues.f_cq_credit),
-            fetch.cq0_credit.eq(queues.cq0_credit),
-            queues.sq_advance.eq(fetch.sq_advance),
-            queues.cq_reserve.eq(fetch.cq_reserve),
             fetch.reserve.eq(admin.reserve),
             fetch.hold.eq(admin.hold_cq),
             fetch.port_moved.eq(self.dma_rd.data.valid & self.dma_rd.data.ready),
             admin.reserve_ack.eq(fetch.reserve_ack),
         ]
         # DMA reads: SQ entries, then the I/O engine's PRP lists and host data.
+        # The queue state's lookups: one port per engine.
+        wiring.connect(m, fetch.queues, queues.fetch)
+        wiring.connect(m, poster.queues, queues.post)
+        wiring.connect(m, admin.queues, queues.admin)
         wiring.connect(m, fetch.dma, rd_mux.in0)
         wiring.connect(m, io.dma_rd, rd_mux.in1)
         wiring.connect(m, rd_mux.out, wiring.flipped(self.dma_rd))
@@ -219,13 +216,6 @@ class NvmeCore(wiring.Component):
             admin.ctrl_reset.eq(ctrl.ctrl_reset),
             admin.msix_enable.eq(self.cfg.msix_enable),
             admin.temperature.eq(self.temperature),
-            admin.sq_valid.eq(queues.sq_valid),
-            admin.cq_valid.eq(queues.cq_valid),
-            admin.cq_users.eq(queues.cq_users),
-            queues.a_cq.eq(admin.a_cq),
-            admin.a_cq_credit.eq(queues.a_cq_credit),
-            admin.a_cq_inflight.eq(queues.a_cq_inflight),
-            queues.cq_release.eq(admin.cq_release),
             admin.writer_idle.eq(writer.idle),
             source.select.eq(admin.source),
             source.device_id.eq(self.device_id),
@@ -237,23 +227,14 @@ class NvmeCore(wiring.Component):
             source.en.eq(writer.src_en),
             writer.src_data.eq(source.data),
         ]
-        m.d.comb += [queues.a_sq.eq(admin.sq_cqid_of), admin.sq_cqid.eq(queues.a_sq_cqid)]
         wiring.connect(m, admin.writer, writer.request)
         wiring.connect(m, doorbell.event, admin.events)
 
         # -- Posting, interrupts, DMA writes --------------------------------------------------
         m.d.comb += [
-            queues.p_cq.eq(poster.p_cq),
-            poster.p_cq_tail.eq(queues.p_cq_tail),
-            poster.p_cq_phase.eq(queues.p_cq_phase),
-            poster.p_cq_iv.eq(queues.p_cq_iv),
-            poster.p_cq_ien.eq(queues.p_cq_ien),
-            queues.p_sq.eq(poster.p_sq),
-            poster.p_sq_head.eq(queues.p_sq_head),
             queues.sq_fetched.valid.eq(fetch.cmd.valid & fetch.cmd.ready),
             queues.sq_fetched.qid.eq(fetch.cmd.p.sqid),
             queues.sq_fetched.sqhd.eq(fetch.cmd.p.sqhd),
-            queues.cq_post.eq(poster.cq_post),
             irq.cq_empty.eq(queues.head_empty),
             irq.thr.eq(admin.coalescing.thr),
             irq.time.eq(admin.coalescing.time),
@@ -279,7 +260,7 @@ class NvmeCore(wiring.Component):
         if config.debug:
             wiring.connect(m, wiring.flipped(self.dbg_irq), irq.request)
             m.d.comb += [
-                self.dbg_doorbell.valid.eq(upd.valid),
+                self.dbg_doorbell.valid.eq(took),
                 self.dbg_doorbell.p.eq(upd.p),
                 self.dbg_event.valid.eq(doorbell.event.valid),
                 self.dbg_event.p.eq(doorbell.event.p),

@@ -27,6 +27,9 @@ BUILDS = {
     "w64-q4": (_core, CoreConfig(io_queues=4, data_width=64), "nvmecore"),
     "w128-q64": (_core, CoreConfig(io_queues=64, data_width=128), "nvmecore"),
     "w512-q32": (_core, CoreConfig(io_queues=32, data_width=512), "nvmecore"),
+    # The most BAR0 has doorbells and table entries for (test_scale_rtl.py runs it).
+    "q511-v256": (_core, CoreConfig(io_queues=511, msix_vectors=256,
+                                    namespace_bytes=64 << 10), "nvmecore"),
     "usp-w256": (_usp, CoreConfig(), USP_TOP_NAME),
     "usp-w512": (_usp, CoreConfig(data_width=512), USP_TOP_NAME),
     # The backends on their own (the core builds them in with CoreConfig.backend).

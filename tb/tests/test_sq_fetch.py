@@ -43,11 +43,11 @@ async def _setup(ctx, dut, *, create, qid=1):
 def _sq1_has_work(ctx, dut, entries=4):
     """SQ 1 (16 entries, CQ 1 with room) holds ``entries`` commands."""
     ctx.set(dut.sq_work, 0b010 if entries else 0)
-    ctx.set(dut.f_sq_head, 0)
-    ctx.set(dut.f_sq_tail, entries)
-    ctx.set(dut.f_sq_size_m1, 15)
-    ctx.set(dut.f_sq_cqid, 1)
-    ctx.set(dut.f_cq_credit, 15)
+    ctx.set(dut.queues.head, 0)
+    ctx.set(dut.queues.tail, entries)
+    ctx.set(dut.queues.size_m1, 15)
+    ctx.set(dut.queues.cqid, 1)
+    ctx.set(dut.queues.credit, 15)
 
 
 async def _until_offered(ctx, dut, limit=20):
@@ -109,7 +109,7 @@ def test_sq_deleted_while_fetching(when):
         ctx.set(dut.dma.req.ready, 1)
         offered = bool(ctx.get(dut.dma.req.valid))
         # The edge that takes the request moves neither the SQ's head nor the CQ's slots.
-        assert not ctx.get(dut.sq_advance.valid) and not ctx.get(dut.cq_reserve.valid)
+        assert not ctx.get(dut.queues.advance.valid) and not ctx.get(dut.queues.reserve.valid)
         await ctx.tick()
         if when == "offered":
             assert offered, "an offered request stays valid until taken"
@@ -124,7 +124,7 @@ def test_sq_deleted_while_fetching(when):
         _sq1_has_work(ctx, dut, entries=2)
         await _until_offered(ctx, dut)
         ctx.set(dut.dma.req.ready, 1)
-        assert ctx.get(dut.sq_advance.valid) and ctx.get(dut.sq_advance.n) == 2
+        assert ctx.get(dut.queues.advance.valid) and ctx.get(dut.queues.advance.n) == 2
         assert ctx.get(dut.dma.req.p.addr) == SQ_PAGE << 12
         await ctx.tick()
         ctx.set(dut.dma.req.ready, 0)
@@ -153,10 +153,10 @@ def test_reads_in_flight(reads):
         for _ in range(16 * reads + 32):
             if ctx.get(dut.dma.req.valid):
                 taken.append(ctx.get(dut.dma.req.p.addr))
-            advance = ctx.get(dut.sq_advance.n) if ctx.get(dut.sq_advance.valid) else 0
+            advance = ctx.get(dut.queues.advance.n) if ctx.get(dut.queues.advance.valid) else 0
             await ctx.tick()
             head += advance
-            ctx.set(dut.f_sq_head, head)
+            ctx.set(dut.queues.head, head)
             ctx.set(dut.sq_work, 0b010 if head != tail else 0)
         assert len(taken) == reads, f"{len(taken)} SQ reads in flight, {reads} configured"
         assert taken == [(SQ_PAGE << 12) + 128 * i for i in range(reads)]

@@ -34,7 +34,7 @@ from .io_engine import FormatRequest
 from .io_layouts import IoStatus
 from .io_slots import AbortRequest
 from .log_source import Source
-from .queue_state import QueueSetup
+from .queue_state import AdminLookup, QueueSetup
 from .sq_fetch import FetchedCommand
 
 __all__ = ["AdminEngine", "CoalescingConfig"]
@@ -80,7 +80,6 @@ class AdminEngine(wiring.Component):
         self._config = config
         # Number of Queues, DW0: the queues allocated, whatever was asked [NVMe 1.4 §5.21.1.7]
         self._queues_dw0 = (config.io_queues - 1) << 16 | (config.io_queues - 1)
-        n = config.queue_pairs
         qw = config.qid_width
         super().__init__({
             "cmd":        In(stream.Signature(FetchedCommand(config))),
@@ -107,16 +106,7 @@ class AdminEngine(wiring.Component):
             # Held AERs complete only while the controller runs (CSTS.RDY, no CFS, no
             # shutdown) and may write memory (bus mastering): as the reference model.
             "event_enable": In(1),
-            # QueueState
-            "sq_valid":   In(n),
-            "cq_valid":   In(n),
-            "cq_users":   In(n),
-            "a_cq":       Out(qw),
-            "a_cq_credit": In(16),
-            "a_cq_inflight": In(16),
-            "sq_cqid_of": Out(qw),    # look up an SQ's CQ ...
-            "sq_cqid":    In(qw),     # ... here
-            "cq_release": Out(data.StructLayout({"valid": 1, "qid": qw})),
+            "queues":     Out(AdminLookup(config)),
             # Delete I/O SQ waits for its CQ's commands: fetch nothing more for that CQ
             "hold_cq":    Out(data.StructLayout({"valid": 1, "qid": qw})),
             "reserve":    Out(1),
@@ -138,6 +128,7 @@ class AdminEngine(wiring.Component):
         config = self._config
         n = config.queue_pairs
         qw = config.qid_width
+        qs = self.queues
         max_qid = config.io_queues
         mqes = config.cap_mqes
         vectors = config.msix_vectors
@@ -259,15 +250,15 @@ class AdminEngine(wiring.Component):
         sq_exists = Signal()
         cq_exists = Signal()
         m.d.comb += [
-            sq_exists.eq(io_qid_ok & self.sq_valid.bit_select(qid[:qw], 1)),
-            cq_exists.eq(io_qid_ok & self.cq_valid.bit_select(qid[:qw], 1)),
+            sq_exists.eq(io_qid_ok & qs.sq_valid.bit_select(qid[:qw], 1)),
+            cq_exists.eq(io_qid_ok & qs.cq_valid.bit_select(qid[:qw], 1)),
         ]
         page_misaligned = prp1[:12] != 0
         prp2_needed = Signal()
         xfer_len = Signal(13)
         m.d.comb += prp2_needed.eq((prp1[:12] + xfer_len) > PAGE)
         prp_bad = (prp1[:2] != 0) | (prp2_needed & (prp2[:12] != 0))
-        any_io_queue = (self.sq_valid[1:] | self.cq_valid[1:]).any() if n > 1 else Const(0)
+        any_io_queue = (qs.sq_valid[1:] | qs.cq_valid[1:]).any() if n > 1 else Const(0)
 
         src_offset = Signal(13)
         length = Signal(13)            # bytes to transfer, latched when the command starts
@@ -327,7 +318,7 @@ class AdminEngine(wiring.Component):
             with m.If((i < held) & (held_cid[i] == cdw10[16:32])):
                 m.d.comb += [abort_target.eq(i), abort_hit.eq(1)]
 
-        m.d.comb += [self.a_cq.eq(0), self.sq_cqid_of.eq(qid[:qw])]
+        m.d.comb += [qs.cq.eq(delete_cq), qs.sq.eq(qid[:qw]), qs.users_cq.eq(qid[:qw])]
         with m.FSM(name="admin"):
             with m.State("IDLE"):
                 m.d.comb += self.idle.eq(~own_valid)
@@ -405,7 +396,7 @@ class AdminEngine(wiring.Component):
                         with m.Case(AdminOpcode.CREATE_IO_SQ.value):
                             cqid = cdw11[16:32]
                             cq_ok = (cqid != 0) & (cqid <= max_qid) & \
-                                self.cq_valid.bit_select(cqid[:qw], 1)
+                                qs.cq_valid.bit_select(cqid[:qw], 1)
                             with m.If(~cq_ok):
                                 complete(CQ_INVALID)
                             with m.Elif(~io_qid_ok | sq_exists):
@@ -426,7 +417,7 @@ class AdminEngine(wiring.Component):
                         with m.Case(AdminOpcode.DELETE_IO_CQ.value):
                             with m.If(~cq_exists):
                                 complete(INVALID_QID)
-                            with m.Elif(self.cq_users.bit_select(qid[:qw], 1)):
+                            with m.Elif(qs.cq_users):
                                 complete(INVALID_DELETION)
                             with m.Else():
                                 m.next = "DELETE"
@@ -517,15 +508,15 @@ class AdminEngine(wiring.Component):
                                 complete(AER_LIMIT)
                             with m.Else():
                                 # Held: it gives back the CQ slot reserved when fetched.
-                                m.d.comb += [self.cq_release.valid.eq(1),
-                                             self.cq_release.qid.eq(0)]
+                                m.d.comb += [qs.release.valid.eq(1),
+                                             qs.release.qid.eq(0)]
                                 for i in range(AER_SLOTS):
                                     with m.If(held == i):
                                         m.d.sync += held_cid[i].eq(sqe.cdw0.cid)
                                 m.d.sync += held.eq(held + 1)
                         with m.Case(AdminOpcode.ABORT.value):
                             sqid = cdw10[:16]
-                            sq_ok = (sqid <= max_qid) & self.sq_valid.bit_select(sqid[:qw], 1)
+                            sq_ok = (sqid <= max_qid) & qs.sq_valid.bit_select(sqid[:qw], 1)
                             with m.If(~sq_ok):
                                 complete(INVALID_FIELD_RETRY)
                             with m.Elif((sqid == 0) & abort_hit):
@@ -569,12 +560,14 @@ class AdminEngine(wiring.Component):
                 m.d.comb += [
                     db.valid.eq(1), db.p.qid.eq(qid), db.p.cq.eq(is_cq), db.p.valid.eq(0),
                 ]
+                # The SQ's CQ: its commands in flight are on the port from the next cycle.
+                m.d.comb += qs.cq.eq(qs.sq_cqid)
                 with m.If(db.ready):
                     m.d.comb += [
                         setup.valid.eq(1), setup.qid.eq(qid), setup.cq.eq(is_cq),
                         setup.create.eq(0),
                     ]
-                    m.d.sync += delete_cq.eq(self.sq_cqid)
+                    m.d.sync += delete_cq.eq(qs.sq_cqid)
                     with m.If(is_cq):
                         complete(SUCCESS)
                         m.next = "IDLE"
@@ -583,9 +576,8 @@ class AdminEngine(wiring.Component):
             with m.State("DRAIN"):
                 # Commands already fetched from the deleted SQ complete first; so do those
                 # of its CQ's other SQs, which are not fetched from meanwhile (hold_cq).
-                m.d.comb += [self.a_cq.eq(delete_cq),
-                             self.hold_cq.valid.eq(1), self.hold_cq.qid.eq(delete_cq)]
-                with m.If(self.a_cq_inflight == 0):
+                m.d.comb += [self.hold_cq.valid.eq(1), self.hold_cq.qid.eq(delete_cq)]
+                with m.If(qs.cq_inflight == 0):
                     complete(SUCCESS)
                     m.next = "IDLE"
             with m.State("WRITE"):

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from ..bus import DmaWrite, strobe
 from ..config import CoreConfig
 from ..layouts import Completion, Cqe
-from .queue_state import QueueSetup
+from .queue_state import PostLookup, QueueSetup
 
 __all__ = ["CqPoster", "CoalescedIrq"]
 
@@ -34,22 +34,13 @@ class CoalescedIrq(data.Struct):
 class CqPoster(wiring.Component):
     def __init__(self, config: CoreConfig):
         self._config = config
-        qw = config.qid_width
         super().__init__({
             "completion": In(stream.Signature(Completion)),
             "dma":        Out(DmaWrite(config.data_width)),
             "irq":        Out(stream.Signature(CoalescedIrq)),
             "setup":      In(strobe(QueueSetup)),
             "idle":       Out(1),
-            # QueueState
-            "p_cq":       Out(qw),
-            "p_cq_tail":  In(16),
-            "p_cq_phase": In(1),
-            "p_cq_iv":    In(11),
-            "p_cq_ien":   In(1),
-            "p_sq":       Out(qw),                # the SQ head the entry reports ...
-            "p_sq_head":  In(16),                 # ... its entries delivered so far
-            "cq_post":    Out(data.StructLayout({"valid": 1, "qid": qw})),
+            "queues":     Out(PostLookup(config)),
         })
 
     def elaborate(self, platform):
@@ -73,12 +64,14 @@ class CqPoster(wiring.Component):
         cqe = Signal(Cqe)
         beat = Signal(max(1, (beats - 1).bit_length()))
         irq = Signal(CoalescedIrq)
+        qs = self.queues
         m.d.comb += [
-            self.p_cq.eq(c.cqid),
-            self.p_sq.eq(c.sqid),
-            # The read port follows its address (transparency): hold it while posting.
+            # The queue state and the base address are read a cycle after their address;
+            # the ports follow their address: hold it while posting.
+            qs.cq.eq(Mux(self.idle, self.completion.p.cqid, c.cqid)),
+            qs.sq.eq(Mux(self.idle, self.completion.p.sqid, c.sqid)),
             base_rd.addr.eq(Mux(self.idle, self.completion.p.cqid, c.cqid)),
-            self.dma.cmd.p.addr.eq(Cat(Const(0, 12), base_rd.data) + (self.p_cq_tail << 4)),
+            self.dma.cmd.p.addr.eq(Cat(Const(0, 12), base_rd.data) + (qs.tail << 4)),
             self.dma.cmd.p.length.eq(CQE_BYTES),
             self.dma.data.p.data.eq(cqe.as_value().word_select(beat, min(width, 128))
                                     if beats > 1 else cqe.as_value()),
@@ -91,7 +84,7 @@ class CqPoster(wiring.Component):
             cqe.dw2.sqhd.eq(sqhd),
             cqe.dw2.sqid.eq(c.sqid),
             cqe.cid.eq(c.cid),
-            cqe.status.p.eq(self.p_cq_phase),
+            cqe.status.p.eq(qs.phase),
             cqe.status.sc.eq(c.sc),
             cqe.status.sct.eq(c.sct),
             cqe.status.dnr.eq(c.dnr),
@@ -107,16 +100,16 @@ class CqPoster(wiring.Component):
             with m.State("CMD"):
                 m.d.comb += self.dma.cmd.valid.eq(1)
                 with m.If(self.dma.cmd.ready):
-                    m.d.sync += [beat.eq(0), sqhd.eq(self.p_sq_head)]
+                    m.d.sync += [beat.eq(0), sqhd.eq(qs.sq_head)]
                     m.next = "DATA"
             with m.State("DATA"):
                 m.d.comb += self.dma.data.valid.eq(1)
                 with m.If(self.dma.data.ready):
                     m.d.sync += beat.eq(beat + 1)
                     with m.If(beat == beats - 1):
-                        m.d.comb += [self.cq_post.valid.eq(1), self.cq_post.qid.eq(c.cqid)]
-                        m.d.sync += [irq.vector.eq(self.p_cq_iv), irq.admin.eq(c.cqid == 0)]
-                        with m.If(self.p_cq_ien):
+                        m.d.comb += [qs.post.valid.eq(1), qs.post.qid.eq(c.cqid)]
+                        m.d.sync += [irq.vector.eq(qs.iv), irq.admin.eq(c.cqid == 0)]
+                        with m.If(qs.ien):
                             m.next = "IRQ"
                         with m.Else():
                             m.next = "IDLE"

@@ -42,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 from ..bus import DmaRead, strobe
 from ..config import CoreConfig
 from ..layouts import Sqe
-from .queue_state import QueueSetup
+from .queue_state import FetchLookup, QueueSetup
 
 __all__ = ["FetchEngine", "FetchedCommand"]
 
@@ -80,22 +80,13 @@ class FetchEngine(wiring.Component):
             "idle":      Out(1),                  # no read outstanding, nothing buffered
             "reserve":   In(1),                   # admin: hold one slot of CQ 0 ...
             "reserve_ack": Out(1),                # ... granted (one-cycle pulse)
-            "cq0_credit": In(16),                 # CQ 0's credit, for ``reserve``
             "admin_taken": In(1),                 # an admin command left the admin FIFO
             "io_returned": In(1),                 # an I/O command left the I/O engine
             "port_moved": In(1),                  # a data beat moved on the shared port
             "hold":      In(data.StructLayout({"valid": 1, "qid": qw})),  # CQ not to feed
             # QueueState
-            "sq_work":   In(n),
-            "f_sq":      Out(qw),
-            "f_sq_head": In(16),
-            "f_sq_tail": In(16),
-            "f_sq_size_m1": In(16),
-            "f_sq_cqid": In(qw),
-            "f_cq":      Out(qw),
-            "f_cq_credit": In(16),
-            "sq_advance": Out(data.StructLayout({"valid": 1, "qid": qw, "n": 16})),
-            "cq_reserve": Out(data.StructLayout({"valid": 1, "qid": qw, "n": 16})),
+            "sq_work":   In(n),                   # SQs a doorbell came for
+            "queues":    Out(FetchLookup(config)),
         })
 
     def elaborate(self, platform):
@@ -143,12 +134,13 @@ class FetchEngine(wiring.Component):
 
         sq = Signal(qw)
         picking = Signal()
-        # The read port follows its address (transparency): hold it once an SQ is chosen.
-        m.d.comb += [self.f_sq.eq(sq), self.f_cq.eq(self.f_sq_cqid),
-                     base_rd.addr.eq(Mux(picking, pick, sq))]
+        # The queue state and the base address are read a cycle after their address (the
+        # SQ being picked, then the SQ chosen); the ports follow their address: hold it.
+        qs = self.queues
+        m.d.comb += [qs.sq.eq(Mux(picking, pick, sq)), base_rd.addr.eq(Mux(picking, pick, sq))]
 
         # Entries to fetch now.
-        head, tail, size_m1 = self.f_sq_head, self.f_sq_tail, self.f_sq_size_m1
+        head, tail, size_m1 = qs.head, qs.tail, qs.size_m1
         available = Signal(16)
         m.d.comb += available.eq(Mux(tail >= head, tail - head, tail + size_m1 + 1 - head))
         to_wrap = Signal(17)
@@ -172,7 +164,7 @@ class FetchEngine(wiring.Component):
         room = Signal(16)
         m.d.comb += room.eq(Mux(sq == 0, admin_slots - admin_pending - admin_held,
                                 io_slots - io_pending - io_held))
-        limits = [available, to_wrap, to_page, mrrs_entries, burst, self.f_cq_credit, room]
+        limits = [available, to_wrap, to_page, mrrs_entries, burst, qs.credit, room]
         count = limits[0]
         for i, limit in enumerate(limits[1:]):
             smaller = Signal(17, name=f"count{i}")
@@ -197,12 +189,12 @@ class FetchEngine(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += picking.eq(1)
                 with m.If(self.reserve):
-                    with m.If(self.cq0_credit != 0):
+                    with m.If(qs.cq0_credit != 0):
                         m.d.comb += [
                             self.reserve_ack.eq(1),
-                            self.cq_reserve.valid.eq(1),
-                            self.cq_reserve.qid.eq(0),
-                            self.cq_reserve.n.eq(1),
+                            qs.reserve.valid.eq(1),
+                            qs.reserve.qid.eq(0),
+                            qs.reserve.n.eq(1),
                         ]
                 with m.Elif(can_issue & found):
                     m.d.comb += base_rd.en.eq(1)
@@ -214,7 +206,7 @@ class FetchEngine(wiring.Component):
                 # that the decision does not lengthen the paths into it.
                 m.d.sync += [
                     req.p.addr.eq(addr), req.p.length.eq(count << 6), req.p.tag.eq(0),
-                    req_cqid.eq(self.f_sq_cqid), req_head.eq(head),
+                    req_cqid.eq(qs.cqid), req_head.eq(head),
                     req_count.eq(count), req_size_m1.eq(size_m1),
                 ]
                 # No credit (or the work went away, or its CQ is held): skip it until slots
@@ -222,9 +214,12 @@ class FetchEngine(wiring.Component):
                 # are kept apart so that neither lengthens the other's paths).
                 skip = Signal()
                 m.d.comb += skip.eq((count == 0)
-                                    | (self.hold.valid & (self.f_sq_cqid == self.hold.qid)))
-                with m.If(skip):
-                    m.d.sync += blocked.bit_select(sq, 1).eq(self.sq_work.bit_select(sq, 1))
+                                    | (self.hold.valid & (qs.cqid == self.hold.qid)))
+                with m.If(available == 0):
+                    # Nothing there (a doorbell that added nothing): its work bit goes.
+                    m.d.comb += [qs.empty.valid.eq(1), qs.empty.qid.eq(sq)]
+                with m.Elif(skip):
+                    m.d.sync += blocked.bit_select(sq, 1).eq(1)
                 # Stopped, or the SQ deleted, while deciding: nothing to fetch.
                 with m.If(skip | ~can_issue | deleting | cancelled):
                     m.next = "IDLE"
@@ -244,12 +239,12 @@ class FetchEngine(wiring.Component):
                     m.next = "IDLE"
                 with m.Elif(req.ready):
                     m.d.comb += [
-                        self.sq_advance.valid.eq(1),
-                        self.sq_advance.qid.eq(sq),
-                        self.sq_advance.n.eq(req_count),
-                        self.cq_reserve.valid.eq(1),
-                        self.cq_reserve.qid.eq(req_cqid),
-                        self.cq_reserve.n.eq(req_count),
+                        qs.advance.valid.eq(1),
+                        qs.advance.qid.eq(sq),
+                        qs.advance.n.eq(req_count),
+                        qs.reserve.valid.eq(1),
+                        qs.reserve.qid.eq(req_cqid),
+                        qs.reserve.n.eq(req_count),
                         ctx.w_en.eq(1),
                         ctx.w_data.eq(Cat(sq, req_cqid, req_head, req_count, req_size_m1,
                                           Const(0, 1))),
