@@ -61,11 +61,12 @@ async def _visible(host: NvmeHost, cqid, count, timeout_us):
 
 async def arbitration_batches(host: NvmeHost, timeout_us=200):
     """Bring the controller up with CC.AMS = weighted round robin with urgent class, run
-    the batches (module doc) and return what each held, as {SQID: commands}. A batch
-    that does not fill within ``timeout_us`` is returned as it stands, and is the last."""
+    the batches (module doc); returns Set Features Arbitration's CQE and what each batch
+    held, as {SQID: commands}. A batch that does not fill within ``timeout_us`` is
+    returned as it stands, and is the last."""
     await host.bring_up(io_queues=1, queue_entries=CQ_ENTRIES,
                         ams=ArbitrationMechanism.WRR_URGENT)
-    await host.set_features(FeatureId.ARBITRATION, ARBITRATION)
+    arbitration = await host.set_features(FeatureId.ARBITRATION, ARBITRATION, check=False)
     await host.delete_io_sq(1)                # SQ 1 again, with room for fill and work
     for qid, cls in PRIORITIES.items():
         await host.create_io_sq(qid, 16, cqid=1, qprio=cls.value)
@@ -73,7 +74,7 @@ async def arbitration_batches(host: NvmeHost, timeout_us=200):
     for _ in range(batch):
         await host.submit(1, FLUSH)
     if len(await _visible(host, 1, batch, timeout_us)) != batch:
-        return []
+        return arbitration, []
     for qid, count in COMMANDS.items():
         for _ in range(count):
             await host.submit(qid, FLUSH)
@@ -87,4 +88,4 @@ async def arbitration_batches(host: NvmeHost, timeout_us=200):
         if len(sqids) != want:
             break
         left -= await host.process_completions(1)
-    return batches
+    return arbitration, batches

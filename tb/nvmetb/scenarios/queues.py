@@ -366,7 +366,8 @@ async def weighted_round_robin(host: NvmeHost, bench):
     """CC.AMS = weighted round robin with urgent class: urgent SQ first, then high,
     medium and low by their weights (4, 2, 1), seen in batches of CQ slots
     (:mod:`.arbitration`)."""
-    batches = await arbitration.arbitration_batches(host)
+    cqe, batches = await arbitration.arbitration_batches(host)
+    expect(cqe, G.SUCCESS, False, "Set Features Arbitration")
     if batches != arbitration.EXPECTED:
         raise Mismatch(f"commands per SQ in each batch: {batches}, expected "
                        f"{arbitration.EXPECTED}")
