@@ -50,7 +50,8 @@ def round_robin(m, mask, last, pick, found, name):
     first = Signal(len(pick), name=f"{name}_first")
     after = Signal(len(pick), name=f"{name}_after")
     above = Signal(n, name=f"{name}_above")
-    m.d.comb += above.eq(Cat(mask[q] & (q > last) for q in range(n)))
+    # (nothing is above ``last`` at index 0: no constant comparison for lint to flag)
+    m.d.comb += above.eq(Cat(Const(0, 1), *(mask[q] & (q > last) for q in range(1, n))))
     for q in reversed(range(n)):               # the lowest index wins
         with m.If(mask[q]):
             m.d.comb += first.eq(q)
