@@ -17,8 +17,9 @@ last. With all classes busy, high, medium and low therefore get (HPW + 1) : (MPW
 host of it).
 
 Cost per SQ: its two QPRIO bits and the bitmap logic that masks the candidates by class;
-the choice itself is a few OR reductions, three credit counters and one round-robin
-priority encoder over the chosen class's bitmap, whatever the number of SQs.
+the choice itself is a few OR reductions, three credit counters and five round-robin
+priority encoders (one per class and one for round robin mode, side by side so that the
+class choice does not lengthen their path), whatever the number of SQs.
 
 The fetch engine says when it chose ``pick`` (``take``) and how many commands it then
 fetched from that SQ (``fetched``); ``limit`` holds for the SQ taken last.
@@ -134,14 +135,22 @@ class SqArbiter(wiring.Component):
             with m.Elif(serve[cls]):
                 m.d.comb += [cls_now.eq(cls.value), chosen.eq(masks[cls])]
 
-        # One "served last" pointer per class; ADMIN needs none.
+        # One "served last" pointer per class; ADMIN needs none. Each class's round-robin
+        # choice is made beside the class choice, which then selects one: the class logic
+        # and the priority encoders are side by side, not one after the other.
         last = [Signal(qw, name=f"last_{i}") for i in range(6)]
-        last_now = Signal(qw)
+        turns = {ALL: self.candidates, **{c.value: masks[c] for c in QueuePriority}}
+        picks = {}
+        for i, mask in turns.items():
+            picks[i] = Signal(qw, name=f"pick_{i}")
+            round_robin(m, mask, last[i], picks[i], Signal(name=f"found_{i}"), f"rr{i}")
+        m.d.comb += self.found.eq(chosen.any())
         with m.Switch(cls_now):
-            for i in (*(c.value for c in QueuePriority), ALL):
+            for i, p in picks.items():
                 with m.Case(i):
-                    m.d.comb += last_now.eq(last[i])
-        round_robin(m, chosen, last_now, self.pick, self.found, "rr")
+                    m.d.comb += self.pick.eq(p)
+            with m.Case(ADMIN):
+                m.d.comb += self.pick.eq(0)
 
         # -- Taken: remember the class; a new round reloads every credit -----------------
         taken_cls = Signal(range(6), init=ALL)

@@ -192,9 +192,13 @@ class FetchEngine(wiring.Component):
         can_issue = self.run & self.bus_master_enable & ~dead & (outstanding < self._max_reads)
 
         # The SQ chosen (or being chosen) deleted by the admin engine: cancel its fetch.
+        # (Two compares, the SQ being chosen and the one chosen, rather than one of a Mux:
+        # the arbiter's path then ends at ``cancelled``, not at everything ISSUE drives.)
         deleting = Signal()
-        m.d.comb += deleting.eq(self.setup.valid & ~self.setup.cq & ~self.setup.create
-                                & (self.setup.qid == Mux(picking, pick, sq)))
+        deleting_pick = Signal()
+        removing = self.setup.valid & ~self.setup.cq & ~self.setup.create
+        m.d.comb += [deleting_pick.eq(removing & (self.setup.qid == pick)),
+                     deleting.eq(Mux(picking, deleting_pick, removing & (self.setup.qid == sq)))]
         cancelled = Signal()
         drop_now = Signal()            # the request being taken belongs to a deleted SQ
 
@@ -211,7 +215,7 @@ class FetchEngine(wiring.Component):
                         ]
                 with m.Elif(can_issue & found):
                     m.d.comb += [base_rd.en.eq(1), arbiter.take.eq(1)]
-                    m.d.sync += [sq.eq(pick), cancelled.eq(deleting)]
+                    m.d.sync += [sq.eq(pick), cancelled.eq(deleting_pick)]
                     m.next = "SIZE"
             with m.State("SIZE"):
                 # The request is fixed here, and must not change while it waits. It is
