@@ -192,13 +192,14 @@ class FetchEngine(wiring.Component):
         can_issue = self.run & self.bus_master_enable & ~dead & (outstanding < self._max_reads)
 
         # The SQ chosen (or being chosen) deleted by the admin engine: cancel its fetch.
-        # (Two compares, the SQ being chosen and the one chosen, rather than one of a Mux:
-        # the arbiter's path then ends at ``cancelled``, not at everything ISSUE drives.)
+        # (Two compares, the SQ being chosen — used in IDLE only — and the one chosen,
+        # rather than one of a Mux: the arbiter's path then ends at ``cancelled``, not at
+        # everything ISSUE drives.)
         deleting = Signal()
         deleting_pick = Signal()
         removing = self.setup.valid & ~self.setup.cq & ~self.setup.create
         m.d.comb += [deleting_pick.eq(removing & (self.setup.qid == pick)),
-                     deleting.eq(Mux(picking, deleting_pick, removing & (self.setup.qid == sq)))]
+                     deleting.eq(removing & (self.setup.qid == sq))]
         cancelled = Signal()
         drop_now = Signal()            # the request being taken belongs to a deleted SQ
 
