@@ -359,7 +359,7 @@ _check(FirmwareSlotLog, 512, {"frs1": 8, "frs7": 56})
 # (``nvmetb.model``) and the host driver (``nvmetb.host``) all import them from here.
 
 __all__ += [
-    "QueueIdSize", "CreateCqDw11", "CreateSqDw11", "AbortDw10", "IdentifyDw10",
+    "QueueIdSize", "CreateCqDw11", "QueuePriority", "CreateSqDw11", "AbortDw10", "IdentifyDw10",
     "IdentifyDw11", "Cns", "GetLogPageDw10", "GetLogPageDw11", "FeatureDw10", "FeatureId",
     "Arbitration", "PowerManagement", "ThresholdType", "TemperatureThreshold",
     "ErrorRecovery", "NumberOfQueues", "InterruptCoalescing", "InterruptVectorConfig",
@@ -384,10 +384,19 @@ class CreateCqDw11(data.Struct):
     iv:    16     # interrupt vector
 
 
+class QueuePriority(enum.Enum, shape=2):
+    """QPRIO of Create I/O Submission Queue: the SQ's class under weighted round robin
+    with urgent priority class [NVMe 1.4 §4.11.2, Figure 158]."""
+    URGENT = 0b00
+    HIGH   = 0b01
+    MEDIUM = 0b10
+    LOW    = 0b11
+
+
 class CreateSqDw11(data.Struct):
     """CDW11 of Create I/O Submission Queue [NVMe 1.4 §5.4, Figure 158]."""
     pc:    1      # physically contiguous
-    qprio: 2      # queue priority (weighted round robin)
+    qprio: 2      # queue priority, a QueuePriority (weighted round robin)
     _rsvd: 13
     cqid:  16
 

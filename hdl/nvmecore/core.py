@@ -29,7 +29,7 @@ from .backend.interface import BackendPort
 from .backend.ramdisk import NamespaceProbe, RamDisk
 from .bus import DmaRead, DmaWrite, PcieConfig, RegisterBus
 from .config import CoreConfig
-from .layouts import AsyncEvent, DoorbellUpdate, IrqRequest, QueueSizeUpdate
+from .layouts import ArbitrationMechanism, AsyncEvent, DoorbellUpdate, IrqRequest, QueueSizeUpdate
 from .nvme.admin import AdminEngine
 from .nvme.bar0 import Bar0Decoder
 from .nvme.cq_post import CqPoster
@@ -160,6 +160,8 @@ class NvmeCore(wiring.Component):
             fetch.bus_master_enable.eq(self.cfg.bus_master_enable),
             fetch.max_read_request_size.eq(self.cfg.max_read_request_size),
             fetch.burst_log2.eq(admin.burst_log2),
+            fetch.weights.eq(admin.arbitration),
+            fetch.wrr.eq(ctrl.cc.ams == ArbitrationMechanism.WRR_URGENT.value),
             fetch.sq_work.eq(queues.sq_work),
             fetch.reserve.eq(admin.reserve),
             fetch.hold.eq(admin.hold_cq),

@@ -15,7 +15,8 @@ from amaranth.lib import data, enum
 __all__ = [
     "field_mask", "public_fields",
     "BAR0_SIZE", "DOORBELL_BASE", "MSIX_TABLE_BASE", "MSIX_PBA_BASE", "MSIX_ENTRY_BYTES",
-    "Reg", "REG_WIDTH", "Cap", "Vs", "Cc", "Csts", "Aqa", "ShnType", "ShstState",
+    "Reg", "REG_WIDTH", "Cap", "CAP_AMS_WRR_URGENT", "Vs", "Cc", "Csts", "Aqa", "ShnType",
+    "ShstState", "ArbitrationMechanism",
     "CC_WRITABLE_MASK", "AQA_WRITABLE_MASK", "NVME_VERSION_1_4",
     "RegRequest", "DmaWriteRequest", "DmaReadRequest", "Completion",
     "DoorbellUpdate", "QueueSizeUpdate", "IrqRequest",
@@ -92,6 +93,10 @@ class Cap(data.Struct):
     _rsvd2: 6
 
 
+#: CAP.AMS bit 0: weighted round robin with urgent priority class [NVMe 1.4 §3.1.1].
+CAP_AMS_WRR_URGENT = 0b01
+
+
 class Vs(data.Struct):
     """Version [NVMe 1.4 §3.1.2]."""
     ter: 8
@@ -116,13 +121,21 @@ class ShstState(enum.Enum, shape=2):
     COMPLETE    = 0b10
 
 
+class ArbitrationMechanism(enum.Enum, shape=3):
+    """CC.AMS [NVMe 1.4 §3.1.5, §4.11]."""
+    ROUND_ROBIN = 0b000
+    WRR_URGENT  = 0b001     # weighted round robin with urgent priority class
+    VENDOR      = 0b111
+
+
 class Cc(data.Struct):
     """Controller Configuration [NVMe 1.4 §3.1.5]."""
     en:     1
     _rsvd0: 3
     css:    3    # 000b = NVM command set, 111b = admin only
     mps:    4    # memory page size 2^(12+MPS)
-    ams:    3    # arbitration mechanism
+    ams:    3    # arbitration mechanism, an ArbitrationMechanism (kept a plain field so
+                 # that unsupported values decode and can be refused)
     shn:    ShnType
     iosqes: 4
     iocqes: 4

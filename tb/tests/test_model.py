@@ -6,11 +6,14 @@ from amaranth.lib import data
 
 from nvmecore import CoreConfig
 from nvmecore.layouts import (
+    CAP_AMS_WRR_URGENT,
     DOORBELL_BASE,
     MSIX_PBA_BASE,
     MSIX_TABLE_BASE,
+    ArbitrationMechanism,
     AsyncEvent,
     AsyncEventInfoError,
+    Cap,
     Cc,
     Reg,
 )
@@ -38,7 +41,7 @@ def test_split_access():
 def test_cap_and_version():
     model = ControllerModel()
     cap = model.read(Reg.CAP, 8)
-    assert cap == 0x0000_0020_0F01_0FFF      # CSS=NVM, TO=15, CQR, MQES=4095
+    assert cap == 0x0000_0020_0F03_0FFF      # CSS=NVM, TO=15, AMS=WRR, CQR, MQES=4095
     assert model.read(Reg.VS) == 0x0001_0400
 
 
@@ -53,9 +56,16 @@ def test_enable_and_admin_doorbells():
     assert info == [AsyncEventInfoError.INVALID_DOORBELL_WRITE_VALUE.value]
 
 
-@pytest.mark.parametrize("cc", [{"mps": 1}, {"css": 1}, {"ams": 1}])
+@pytest.mark.parametrize("cc", [{"mps": 1}, {"css": 1}, {"ams": 0b010}, {"ams": 0b111}])
 def test_enable_refused(cc):
     assert enabled_model(**cc).read(Reg.CSTS) == 2        # CFS, not RDY
+
+
+def test_enable_weighted_round_robin():
+    """CAP.AMS offers weighted round robin with urgent class; CC.AMS = 001b enables."""
+    model = ControllerModel()
+    assert data.Layout.cast(Cap).from_bits(model.read(Reg.CAP, 8)).ams == CAP_AMS_WRR_URGENT
+    assert enabled_model(ams=ArbitrationMechanism.WRR_URGENT.value).read(Reg.CSTS) == 1
 
 
 def test_intms_intmc():

@@ -11,7 +11,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..admin_layouts import AsyncEventInfoSmart, ErrorLogEntry, FeatureId
+from ..admin_layouts import Arbitration, AsyncEventInfoSmart, ErrorLogEntry, FeatureId
 from ..bus import strobe
 from ..config import CoreConfig
 from ..layouts import (
@@ -113,6 +113,7 @@ class AdminEngine(wiring.Component):
             "reserve_ack": In(1),
             # features that act elsewhere
             "burst_log2": Out(3),
+            "arbitration": Out(Arbitration),   # the feature's value: weights for the arbiter
             "coalescing": Out(CoalescingConfig),
             "no_coalescing": Out(config.msix_vectors),
             # the I/O engine: Format NVM, and Abort of an I/O command
@@ -197,6 +198,7 @@ class AdminEngine(wiring.Component):
         aec = Signal(8)
         m.d.comb += [
             self.burst_log2.eq(arb[:3]),
+            self.arbitration.eq(arb),
             self.coalescing.eq(coalescing),
             self.no_coalescing.eq(no_coalescing),
         ]

@@ -13,9 +13,11 @@ from ..bus import RegisterPort
 from ..config import CoreConfig
 from ..layouts import (
     AQA_WRITABLE_MASK,
+    CAP_AMS_WRR_URGENT,
     CC_WRITABLE_MASK,
     NVME_VERSION_1_4,
     Aqa,
+    ArbitrationMechanism,
     Cap,
     Cc,
     Csts,
@@ -32,7 +34,7 @@ def cap_value(config: CoreConfig) -> int:
     return Cap.const({
         "mqes": config.cap_mqes,
         "cqr": 1,                     # physically contiguous queues only
-        "ams": 0,                     # round robin only
+        "ams": CAP_AMS_WRR_URGENT,    # round robin, and weighted round robin with urgent
         "to": config.ready_timeout,
         "dstrd": 0,
         "nssrs": 0,
@@ -170,7 +172,9 @@ class ControllerRegisters(wiring.Component):
         setup_ok = Signal()
         m.d.comb += setup_ok.eq(
             (cc_new.css == 0)                                   # CAP.CSS: NVM only
-            & (cc_new.ams == 0)                                 # CAP.AMS: round robin only
+            # CAP.AMS: round robin and weighted round robin with urgent class only
+            & ((cc_new.ams == ArbitrationMechanism.ROUND_ROBIN.value)
+               | (cc_new.ams == ArbitrationMechanism.WRR_URGENT.value))
             & (cc_new.mps >= config.mps_min if config.mps_min else 1)
             & (cc_new.mps <= config.mps_max)
             & ((asq & page_mask) == 0) & ((acq & page_mask) == 0)

@@ -1,8 +1,11 @@
 """SQ arbiter and fetch engine [NVMe 1.4 §4.1, §4.11].
 
-Round robin over the SQs with work. For the chosen SQ it fetches, with one DMA read,
+The arbiter (:mod:`.sq_arbiter`: round robin, or weighted round robin with urgent
+priority class, by CC.AMS) chooses among the SQs with work. For the chosen SQ it
+fetches, with one DMA read,
 ``n = min(entries available, credit of its CQ, Arbitration Burst, max read request size
-/ 64, entries before the ring wraps, entries before a 4 KiB boundary, room downstream)``
+/ 64, entries before the ring wraps, entries before a 4 KiB boundary, room downstream,
+its weighted class's credit)``
 entries and reserves ``n`` slots of the CQ (docs/admin-commands.md, "Queues"). An SQ whose
 CQ has no credit is skipped until a CQ head doorbell returns slots. Several reads may be
 in flight (``CoreConfig.sq_fetch_reads``); their data comes back in request order and
@@ -39,10 +42,12 @@ from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..admin_layouts import Arbitration
 from ..bus import DmaRead, strobe
 from ..config import CoreConfig
 from ..layouts import Sqe
 from .queue_state import FetchLookup, QueueSetup
+from .sq_arbiter import SqArbiter
 
 __all__ = ["FetchEngine", "FetchedCommand"]
 
@@ -73,6 +78,8 @@ class FetchEngine(wiring.Component):
             "bus_master_enable": In(1),
             "max_read_request_size": In(3),
             "burst_log2": In(3),                  # Arbitration Burst; 7 = no limit
+            "wrr":       In(1),                   # CC.AMS: weighted round robin + urgent
+            "weights":   In(Arbitration),         # LPW, MPW, HPW (AB: burst_log2)
             "setup":     In(strobe(QueueSetup)),
             "unblock":   In(1),                   # a CQ got slots back
             "clear":     In(1),                   # controller reset
@@ -116,21 +123,18 @@ class FetchEngine(wiring.Component):
         discard = Signal(range(self._max_reads + 2))   # reads abandoned by a reset
         dead = Signal()                                 # fatal error seen: drop all data
 
-        # -- Arbiter: round robin over SQs with work and no credit block ----------------------
+        # -- Arbiter (sq_arbiter.py): round robin, or weighted round robin with urgent
+        # class, over the SQs with work and no credit block --------------------------------
         blocked = Signal(n_q)
-        candidates = Signal(n_q)
-        m.d.comb += candidates.eq(self.sq_work & ~blocked)
-        last = Signal(qw)
-        pick = Signal(qw)
-        found = Signal()
-        # First candidate above `last`, else the first one: scan in reverse so the lowest
-        # index of each half wins.
-        for q in reversed(range(n_q)):
-            with m.If(candidates[q]):
-                m.d.comb += [pick.eq(q), found.eq(1)]
-        for q in reversed(range(1, n_q)):
-            with m.If(candidates[q] & (q > last)):
-                m.d.comb += pick.eq(q)
+        m.submodules.arbiter = arbiter = SqArbiter(config)
+        m.d.comb += [
+            arbiter.candidates.eq(self.sq_work & ~blocked),
+            arbiter.wrr.eq(self.wrr),
+            arbiter.weights.eq(self.weights),
+            arbiter.setup.eq(self.setup),
+            arbiter.clear.eq(self.clear),
+        ]
+        pick, found = arbiter.pick, arbiter.found
 
         sq = Signal(qw)
         picking = Signal()
@@ -164,7 +168,8 @@ class FetchEngine(wiring.Component):
         room = Signal(16)
         m.d.comb += room.eq(Mux(sq == 0, admin_slots - admin_pending - admin_held,
                                 io_slots - io_pending - io_held))
-        limits = [available, to_wrap, to_page, mrrs_entries, burst, qs.credit, room]
+        limits = [available, to_wrap, to_page, mrrs_entries, burst, qs.credit, room,
+                  arbiter.limit]
         count = limits[0]
         for i, limit in enumerate(limits[1:]):
             smaller = Signal(17, name=f"count{i}")
@@ -179,9 +184,14 @@ class FetchEngine(wiring.Component):
         can_issue = self.run & self.bus_master_enable & ~dead & (outstanding < self._max_reads)
 
         # The SQ chosen (or being chosen) deleted by the admin engine: cancel its fetch.
+        # (Two compares, the SQ being chosen — used in IDLE only — and the one chosen,
+        # rather than one of a Mux: the arbiter's path then ends at ``cancelled``, not at
+        # everything ISSUE drives.)
         deleting = Signal()
-        m.d.comb += deleting.eq(self.setup.valid & ~self.setup.cq & ~self.setup.create
-                                & (self.setup.qid == Mux(picking, pick, sq)))
+        deleting_pick = Signal()
+        removing = self.setup.valid & ~self.setup.cq & ~self.setup.create
+        m.d.comb += [deleting_pick.eq(removing & (self.setup.qid == pick)),
+                     deleting.eq(removing & (self.setup.qid == sq))]
         cancelled = Signal()
         drop_now = Signal()            # the request being taken belongs to a deleted SQ
 
@@ -197,8 +207,8 @@ class FetchEngine(wiring.Component):
                             qs.reserve.n.eq(1),
                         ]
                 with m.Elif(can_issue & found):
-                    m.d.comb += base_rd.en.eq(1)
-                    m.d.sync += [sq.eq(pick), last.eq(pick), cancelled.eq(deleting)]
+                    m.d.comb += [base_rd.en.eq(1), arbiter.take.eq(1)]
+                    m.d.sync += [sq.eq(pick), cancelled.eq(deleting_pick)]
                     m.next = "SIZE"
             with m.State("SIZE"):
                 # The request is fixed here, and must not change while it waits. It is
@@ -239,6 +249,8 @@ class FetchEngine(wiring.Component):
                     m.next = "IDLE"
                 with m.Elif(req.ready):
                     m.d.comb += [
+                        arbiter.fetched.valid.eq(1),
+                        arbiter.fetched.n.eq(req_count),
                         qs.advance.valid.eq(1),
                         qs.advance.qid.eq(sq),
                         qs.advance.n.eq(req_count),

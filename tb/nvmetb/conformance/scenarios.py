@@ -25,8 +25,10 @@ from nvmecore.layouts import (
 from nvmecore.nvm_layouts import BROADCAST_NSID, PAGE_BYTES, Dlfeat
 from nvmetb.host import PrpLayout, Status, pattern
 from nvmetb.host.driver import CQE_BYTES, build_sqe, decode_cqe
+from nvmetb.scenarios.arbitration import EXPECTED as ARBITRATION_EXPECTED
+from nvmetb.scenarios.arbitration import arbitration_batches
 
-from . import Run, scenario
+from . import ANY, Run, scenario
 
 G, C, M = GenericStatus, CommandSpecificStatus, MediaStatus
 M64 = (1 << 64) - 1
@@ -39,6 +41,9 @@ WHY_DELETE_CQ = ("Delete I/O CQ of a missing queue: spec says Invalid Queue Iden
 WHY_LOG = ("unknown log page: spec says Invalid Log Page (1/09); QEMU 7.2 answers "
            "Invalid Field (0/02+DNR)")
 WHY_NO_ERROR_LOG = "QEMU 7.2 keeps no Error Information entries (its log reads as zeroes)"
+WHY_WRR = ("QEMU 7.2 offers round robin only (CAP.AMS = 0) and does not check CC.AMS: "
+           "with AMS = 001b it enables, ignores QPRIO and the weights, and fetches each SQ "
+           "as its doorbell comes, whatever room its CQ has")
 
 
 def _decode(shape, raw):
@@ -923,6 +928,35 @@ async def many_queues_in_flight(c: Run):
     reads = [await h.submit_read(q % 4 + 1, 8 * q, 4) for q in range(1, 5)]
     for q, cmd in zip(range(1, 5), await h.io_wait_all(reads), strict=True):
         c.equal(f"Read of SQ {q}'s blocks", cmd.data, data[q])
+
+
+@scenario("queues")
+async def weighted_round_robin(c: Run):
+    """CAP.AMS bit 0: weighted round robin with urgent priority class offered; with
+    CC.AMS = 001b the urgent SQ is served first, then high, medium and low by their
+    weights (Set Features Arbitration: 4, 2, 1), seen in batches of released CQ slots
+    (nvmetb.scenarios.arbitration); CC.AMS = 010b (not offered) fails to enable (CFS)."""
+    h = c.host
+    cap = await h.read_cap()
+    c.equal("CAP.AMS bit 0 (weighted round robin with urgent class)", cap.ams & 1, 1,
+            qemu=(0, WHY_WRR))
+    cqe, batches = await arbitration_batches(h, timeout_us=200 * c.scale)
+    c.status("Set Features Arbitration (weights)", cqe, G.SUCCESS,
+             qemu=(C.FEATURE_NOT_CHANGEABLE, True, "QEMU 7.2 implements no arbitration: "
+                   "Set Features Arbitration is Feature Not Changeable there"))
+    for i, want in enumerate(ARBITRATION_EXPECTED):
+        got = batches[i] if i < len(batches) else None
+        c.equal(f"batch {i + 1}: commands fetched per SQ", got, want, qemu=(ANY, WHY_WRR))
+    await h.disable()
+    await set_admin(c, c.t.alloc(PAGE_BYTES, name="asq"), c.t.alloc(PAGE_BYTES, name="acq"))
+    await h.write_reg(Reg.CC, _cc(en=1, ams=0b010))
+    status = await wait_csts(c, lambda s: s.rdy or s.cfs)
+    c.equal("CC.AMS 010b: (CSTS.RDY, CFS)", (status.rdy, status.cfs), (0, 1),
+            qemu=((1, 0), "QEMU 7.2 does not check CC.AMS at enable"))
+    await h.write_reg(Reg.CC, _cc(en=0))
+    status = await wait_csts(c, lambda s: not s.rdy and not s.cfs)
+    c.equal("CSTS after CC.EN = 0", (status.rdy, status.cfs), (0, 0))
+    await up(c, 1)
 
 
 # == Interrupts ===========================================================================

@@ -39,6 +39,7 @@ from nvmecore.layouts import (
     REG_WIDTH,
     AdminOpcode,
     Aqa,
+    ArbitrationMechanism,
     Cap,
     Cc,
     Cqe,
@@ -276,9 +277,10 @@ class NvmeHost(NvmIo):
         await self.t.pci_config(msix_function_mask=False)
         self.vectors = vectors
 
-    async def enable(self, admin_entries=None):
-        """Allocate the admin queues, program AQA / ASQ / ACQ and CC (EN = 1) and wait for
-        CSTS.RDY, as Linux's nvme_pci_configure_admin_queue and nvme_enable_ctrl do."""
+    async def enable(self, admin_entries=None, *, ams=ArbitrationMechanism.ROUND_ROBIN):
+        """Allocate the admin queues, program AQA / ASQ / ACQ and CC (EN = 1, arbitration
+        ``ams``) and wait for CSTS.RDY, as Linux's nvme_pci_configure_admin_queue and
+        nvme_enable_ctrl do."""
         if self.cap is None:
             await self.read_cap()
         entries = admin_entries or self.admin_entries
@@ -293,21 +295,23 @@ class NvmeHost(NvmIo):
         sqes = (SQE_BYTES.bit_length() - 1)
         cqes = (CQE_BYTES.bit_length() - 1)
         await self.write_reg(Reg.CC, _encode(Cc, {
-            "en": 1, "css": 0, "mps": MPS, "ams": 0,
+            "en": 1, "css": 0, "mps": MPS, "ams": ams.value,
             "shn": ShnType.NONE, "iosqes": sqes, "iocqes": cqes}))
         await self.wait_ready(True)
 
     async def bring_up(self, io_queues=1, queue_entries=1024, *, vectors=None,
-                       admin_entries=None, verify_io=False):
+                       admin_entries=None, verify_io=False,
+                       ams=ArbitrationMechanism.ROUND_ROBIN):
         """Everything Linux does from probe to a usable controller (DESIGN.md §11: Debian
         12's kernel 6.1, plus CNS 06h): returns the number of I/O queue pairs created.
         ``verify_io``: finish with :meth:`verify_io` (a pattern written and read back
-        through every I/O queue; it overwrites the namespace's first blocks)."""
+        through every I/O queue; it overwrites the namespace's first blocks). ``ams``:
+        the arbitration mechanism enabled (CC.AMS; Linux leaves it round robin)."""
         await self.read_cap()
         await self.t.pci_config(bus_master=True)
         await self.disable()
         await self.setup_msix(vectors or io_queues + 1)
-        await self.enable(admin_entries)
+        await self.enable(admin_entries, ams=ams)
 
         _, self.id_ctrl = await self.identify(Cns.CONTROLLER)
         cqe, _ = await self.identify(Cns.CS_CONTROLLER, csi=0, check=False)

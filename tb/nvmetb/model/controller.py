@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from amaranth.lib import data
 
+from nvmecore.admin_layouts import QueuePriority
 from nvmecore.config import CoreConfig
 from nvmecore.layouts import (
     AQA_WRITABLE_MASK,
@@ -53,6 +54,7 @@ from nvmecore.layouts import (
     MSIX_TABLE_BASE,
     NVME_VERSION_1_4,
     Aqa,
+    ArbitrationMechanism,
     AsyncEvent,
     AsyncEventInfoError,
     AsyncEventType,
@@ -84,6 +86,7 @@ from .queues import (
     CompletionQueue,
     RoundRobin,
     SubmissionQueue,
+    WeightedRoundRobin,
     fetch_count,
 )
 
@@ -170,6 +173,7 @@ class ControllerModel:
         self.aer = AsyncEventUnit()
         self.aggregation = Aggregation(config.msix_vectors)
         self.arbiter = RoundRobin()
+        self.wrr = WeightedRoundRobin()
         self.admin = AdminCommandSet(self)
         self.io = NvmCommandSet(self)
         self._running = False
@@ -206,6 +210,7 @@ class ControllerModel:
         self.features.reset()
         self.aggregation.reset()
         self.arbiter = RoundRobin()
+        self.wrr = WeightedRoundRobin()
         self.temperature_alarm = self._temperature_outside_thresholds()
 
     # -- Register bus ------------------------------------------------------------------
@@ -304,10 +309,12 @@ class ControllerModel:
         self._run()
 
     def _setup_ok(self, cc):
-        """The checks QEMU's nvme_start_ctrl makes (plus AMS, which CAP does not offer)."""
+        """The checks QEMU's nvme_start_ctrl makes, plus AMS: CAP offers round robin and
+        weighted round robin with urgent class only."""
         page = 1 << (12 + cc.mps)
         aqa = _decode(Aqa, self.aqa)
-        return (cc.css == 0 and cc.ams == 0
+        return (cc.css == 0 and cc.ams in (ArbitrationMechanism.ROUND_ROBIN.value,
+                                           ArbitrationMechanism.WRR_URGENT.value)
                 and self.config.mps_min <= cc.mps <= self.config.mps_max
                 and self.asq % page == 0 and self.acq % page == 0
                 and aqa.asqs != 0 and aqa.acqs != 0)
@@ -590,14 +597,24 @@ class ControllerModel:
         then execute its commands in order. False if no SQ could be served."""
         ready = [qid for qid, sq in self.sqs.items()
                  if sq.available and self.cqs[sq.cqid].credit > 0]
-        qid = self.arbiter.pick(ready)
+        limit = None
+        wrr = self.cc_fields.ams == ArbitrationMechanism.WRR_URGENT.value
+        if wrr:
+            qid, limit = self.wrr.pick({q: QueuePriority(self.sqs[q].qprio) for q in ready},
+                                       self.features.arbitration_weights)
+        else:
+            qid = self.arbiter.pick(ready)
         if qid is None:
             return False
         sq = self.sqs[qid]
         cq = self.cqs[sq.cqid]
         n = fetch_count(sq, cq, self.features.arbitration_burst,
                         128 << self.max_read_request_size)
+        if limit is not None:
+            n = min(n, limit)
         assert n > 0, "an SQ with work and credit always gives at least one entry"
+        if wrr:
+            self.wrr.fetched(n)
         addr = sq.slot_addr(sq.head)
         self.dma_reads.append(DmaRead(addr, n * SQE_BYTES))
         raw = self._dma_read(addr, n * SQE_BYTES)

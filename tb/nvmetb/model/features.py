@@ -7,6 +7,7 @@ reset restores the defaults [NVMe 1.4 §5.21, SV] (QEMU keeps them; the spec dec
 Values are kept in their CDW11 format, reserved bits cleared; Get returns them in DW0.
 """
 
+from nvmecore.admin_layouts import QueuePriority
 from nvmecore.config import CoreConfig
 from nvmecore.layouts import GenericStatus
 from nvmecore.nvme.identify import WCTEMP_K
@@ -69,6 +70,13 @@ class Features:
     def arbitration_burst(self):
         """AB: 2^AB entries per fetch, 111b = no limit."""
         return self.value(FeatureId.ARBITRATION).ab
+
+    @property
+    def arbitration_weights(self):
+        """HPW + 1, MPW + 1, LPW + 1 (0's based in the feature) by class."""
+        v = self.value(FeatureId.ARBITRATION)
+        return {QueuePriority.HIGH: v.hpw + 1, QueuePriority.MEDIUM: v.mpw + 1,
+                QueuePriority.LOW: v.lpw + 1}
 
     @property
     def aggregation(self):

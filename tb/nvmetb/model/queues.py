@@ -9,13 +9,14 @@ from dataclasses import dataclass
 
 from amaranth.lib import data
 
+from nvmecore.admin_layouts import QueuePriority
 from nvmecore.layouts import Cqe, Sqe, StatusCodeType
 
 from .commands import Status, encode, fields
 
 __all__ = [
     "SQE_BYTES", "CQE_BYTES", "FETCH_BOUNDARY", "CompletionEntry", "SubmissionQueue",
-    "CompletionQueue", "RoundRobin", "fetch_count",
+    "CompletionQueue", "RoundRobin", "WeightedRoundRobin", "WEIGHTED", "fetch_count",
 ]
 
 SQE_BYTES = data.Layout.cast(Sqe).size // 8          # 64
@@ -130,6 +131,48 @@ class RoundRobin:
         after = [qid for qid in sorted(candidates) if qid > self.last]
         self.last = after[0] if after else min(candidates)
         return self.last
+
+
+#: The weighted classes, in the order a round serves them.
+WEIGHTED = (QueuePriority.HIGH, QueuePriority.MEDIUM, QueuePriority.LOW)
+
+
+class WeightedRoundRobin:
+    """Weighted round robin with urgent priority class [NVMe 1.4 §4.11.2], as
+    docs/admin-commands.md ("Arbitration") fixes it: the admin SQ first, then the urgent
+    SQs, then the high, medium and low classes, each served while it holds credit
+    (commands; its weight at the start of a round); a round starts when no class with
+    work has credit left. Round robin within each class."""
+
+    def __init__(self):
+        self.turns = {cls: RoundRobin() for cls in QueuePriority}
+        self.credit = dict.fromkeys(WEIGHTED, 0)
+        self.taken = None                 # the weighted class of the SQ picked last
+
+    def pick(self, candidates, weights):
+        """``candidates``: {queue ID: QueuePriority} (the admin SQ's is ignored);
+        ``weights``: {class: weight, 1's based}. Returns the queue ID picked (or None)
+        and the most commands it may give now (None: no limit)."""
+        self.taken = None
+        if 0 in candidates:
+            return 0, None
+        by_class = {cls: [q for q, c in candidates.items() if c == cls]
+                    for cls in QueuePriority}
+        if by_class[QueuePriority.URGENT]:
+            return self.turns[QueuePriority.URGENT].pick(by_class[QueuePriority.URGENT]), None
+        if not any(by_class[c] and self.credit[c] for c in WEIGHTED):
+            if not any(by_class[c] for c in WEIGHTED):
+                return None, None
+            self.credit = {c: weights[c] for c in WEIGHTED}      # a new round
+        cls = next(c for c in WEIGHTED if by_class[c] and self.credit[c])
+        self.taken = cls
+        return self.turns[cls].pick(by_class[cls]), self.credit[cls]
+
+    def fetched(self, n):
+        """``n`` commands were fetched from the SQ picked last."""
+        if self.taken is not None:
+            assert n <= self.credit[self.taken]
+            self.credit[self.taken] -= n
 
 
 def fetch_count(sq: SubmissionQueue, cq: CompletionQueue, burst_log2, max_read_request):

@@ -17,6 +17,8 @@ from nvmecore.layouts import (
 from nvmetb.bench.harness import Mismatch
 from nvmetb.host import NvmeHost, Status
 
+from . import arbitration
+
 __all__ = ["QUEUE_SCENARIOS"]
 
 G, C = GenericStatus, CommandSpecificStatus
@@ -360,8 +362,19 @@ async def delete_sq_beside_busy_sq(host: NvmeHost, bench, *, in_flight=6, blocks
     expect(cqe, C.INVALID_QUEUE_IDENTIFIER, True, "Delete I/O SQ 1 again")
 
 
+async def weighted_round_robin(host: NvmeHost, bench):
+    """CC.AMS = weighted round robin with urgent class: urgent SQ first, then high,
+    medium and low by their weights (4, 2, 1), seen in batches of CQ slots
+    (:mod:`.arbitration`)."""
+    cqe, batches = await arbitration.arbitration_batches(host)
+    expect(cqe, G.SUCCESS, False, "Set Features Arbitration")
+    if batches != arbitration.EXPECTED:
+        raise Mismatch(f"commands per SQ in each batch: {batches}, expected "
+                       f"{arbitration.EXPECTED}")
+
+
 QUEUE_SCENARIOS = {f.__name__: f for f in (
     bring_up, admin_status_paths, more_status_paths, io_queue_laps, async_events,
     reset_in_traffic, coalescing, fetch_error, temperature_event, bus_mastering_off,
-    delete_sq_beside_busy_sq, fetch_timeout,
+    delete_sq_beside_busy_sq, fetch_timeout, weighted_round_robin,
 )}

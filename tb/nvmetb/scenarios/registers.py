@@ -10,12 +10,15 @@ import random
 from amaranth.lib import data
 
 from nvmecore.layouts import (
+    CAP_AMS_WRR_URGENT,
     DOORBELL_BASE,
     MSIX_ENTRY_BYTES,
     MSIX_PBA_BASE,
     MSIX_TABLE_BASE,
     NVME_VERSION_1_4,
     Aqa,
+    ArbitrationMechanism,
+    Cap,
     Cc,
     Csts,
     Reg,
@@ -84,6 +87,8 @@ async def reset_values(core: CheckedCore):
     expect(cap >> 24 & 0xFF == core.config.ready_timeout, "CAP.TO")
     expect(cap & 0xFFFF == core.config.max_queue_entries - 1, "CAP.MQES")
     expect(cap >> 16 & 1 == 1, "CAP.CQR")
+    expect(data.Layout.cast(Cap).from_bits(cap).ams == CAP_AMS_WRR_URGENT,
+           "CAP.AMS: weighted round robin with urgent class (and round robin)")
     expect(await core.read(Reg.VS) == NVME_VERSION_1_4 == 0x00010400, "VS")
     for offset in (0x40, 0x44, 0x100, 0xFFC, DOORBELL_BASE, DOORBELL_BASE + 4):
         expect(await core.read(offset) == 0, f"offset {offset:#x} must read 0")
@@ -174,7 +179,9 @@ async def enable_with_bad_setup(core: CheckedCore):
         ("CSS admin only", {}, dict(css=0b111)),
         ("CSS 1", {}, dict(css=1)),
         ("MPS 8 KiB", {}, dict(mps=1)),
-        ("AMS WRR", {}, dict(ams=1)),
+        # CAP.AMS offers round robin and weighted round robin with urgent class only.
+        ("AMS 010b", {}, dict(ams=0b010)),
+        ("AMS vendor specific", {}, dict(ams=ArbitrationMechanism.VENDOR.value)),
     ]
     for what, queues, cc in bad:
         await set_admin_queues(core, **queues)
@@ -186,6 +193,9 @@ async def enable_with_bad_setup(core: CheckedCore):
         expect(await core.read(Reg.CSTS) == 0, f"CSTS after reset from {what}")
     await set_admin_queues(core)
     expect((await enable(core)).rdy == 1, "a good set-up still enables")
+    await disable(core)
+    status = await enable(core, ams=ArbitrationMechanism.WRR_URGENT.value)
+    expect(status.rdy == 1 and status.cfs == 0, f"enable with AMS WRR: {status}")
     await core.check()
 
 

@@ -1,0 +1,177 @@
+"""SQ arbiter: which SQ the fetch engine serves next [NVMe 1.4 §4.11].
+
+*Round robin* (CC.AMS = 000b) [NVMe 1.4 §4.11.1]: every SQ with work, the admin SQ
+included, in turn; QPRIO is ignored.
+
+*Weighted round robin with urgent priority class* (CC.AMS = 001b) [NVMe 1.4 §4.11.2]:
+three strict classes — the admin SQ first, then the urgent SQs (QPRIO 00b), then the
+weighted ones — and, among the weighted, high, medium and low (QPRIO 01b, 10b, 11b) share
+the fetches by their weights HPW + 1, MPW + 1, LPW + 1 (Set Features Arbitration, 0's
+based). Each weighted class holds a credit of commands; a class is served only while it
+has credit, and each fetch takes from it the commands fetched (a fetch takes at most the
+credit left: ``limit``). When no weighted class with work has credit left, a new round
+starts: every class gets its weight again. Within each class (and over all SQs in round
+robin mode) the SQs take turns: the search starts after the SQ of that class served
+last. With all classes busy, high, medium and low therefore get (HPW + 1) : (MPW + 1) :
+(LPW + 1) of the commands fetched; the urgent class can starve them (the spec warns the
+host of it).
+
+Cost per SQ: its two QPRIO bits and the bitmap logic that masks the candidates by class;
+the choice itself is a few OR reductions, three credit counters and five round-robin
+priority encoders (one per class and one for round robin mode, side by side so that the
+class choice does not lengthen their path), whatever the number of SQs.
+
+The fetch engine says when it chose ``pick`` (``take``) and how many commands it then
+fetched from that SQ (``fetched``); ``limit`` holds for the SQ taken last.
+"""
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..admin_layouts import Arbitration, QueuePriority
+from ..bus import strobe
+from ..config import CoreConfig
+from .queue_state import QueueSetup
+
+__all__ = ["SqArbiter", "NO_LIMIT"]
+
+#: ``limit`` when the class served has no credit to respect (admin, urgent, round robin):
+#: above any weight (at most 256) and any fetch.
+NO_LIMIT = 0x1FF
+
+#: The weighted classes, in the order a round serves them.
+WEIGHTED = (QueuePriority.HIGH, QueuePriority.MEDIUM, QueuePriority.LOW)
+
+
+def round_robin(m, mask, last, pick, found, name):
+    """Drive ``pick`` with the first set bit of ``mask`` above ``last``, else the first
+    set bit at all; ``found`` when any is set."""
+    n = len(mask)
+    first = Signal(len(pick), name=f"{name}_first")
+    after = Signal(len(pick), name=f"{name}_after")
+    above = Signal(n, name=f"{name}_above")
+    # (nothing is above ``last`` at index 0: no constant comparison for lint to flag)
+    m.d.comb += above.eq(Cat(Const(0, 1), *(mask[q] & (q > last) for q in range(1, n))))
+    for q in reversed(range(n)):               # the lowest index wins
+        with m.If(mask[q]):
+            m.d.comb += first.eq(q)
+        with m.If(above[q]):
+            m.d.comb += after.eq(q)
+    m.d.comb += [
+        found.eq(mask.any()),
+        pick.eq(Mux(above.any(), after, first)),
+    ]
+
+
+class SqArbiter(wiring.Component):
+    def __init__(self, config: CoreConfig):
+        self._config = config
+        n = config.queue_pairs
+        qw = config.qid_width
+        super().__init__({
+            "candidates": In(n),          # SQs with work the fetch engine may serve
+            "wrr":        In(1),          # CC.AMS = weighted round robin with urgent
+            "weights":    In(Arbitration),  # LPW, MPW, HPW (AB is the fetch engine's)
+            "setup":      In(strobe(QueueSetup)),   # QPRIO of each SQ created
+            "clear":      In(1),          # controller reset
+            "pick":       Out(qw),
+            "found":      Out(1),
+            "take":       In(1),          # the fetch engine chose ``pick``
+            "limit":      Out(range(NO_LIMIT + 1)),   # commands the SQ taken may fetch
+            "fetched":    In(data.StructLayout({"valid": 1, "n": 16})),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._config.queue_pairs
+        qw = self._config.qid_width
+
+        # -- QPRIO of every SQ, as two bitmaps (bit 0 of each: the admin SQ, unused) ------
+        prio_lo = Signal(n)
+        prio_hi = Signal(n)
+        s = self.setup
+        with m.If(s.valid & ~s.cq & s.create):
+            m.d.sync += [prio_lo.bit_select(s.qid[:qw], 1).eq(s.prio[0]),
+                         prio_hi.bit_select(s.qid[:qw], 1).eq(s.prio[1])]
+
+        io = Signal(n)
+        m.d.comb += io.eq(self.candidates & ~Const(1, n))
+        masks = {}
+        for cls in QueuePriority:
+            mask = Signal(n, name=f"cand_{cls.name.lower()}")
+            lo = prio_lo if cls.value & 1 else ~prio_lo
+            hi = prio_hi if cls.value & 2 else ~prio_hi
+            m.d.comb += mask.eq(io & lo & hi)
+            masks[cls] = mask
+
+        # -- Weighted classes: credits, a new round when none with work has any ----------
+        weight = {
+            QueuePriority.HIGH: self.weights.hpw + 1,
+            QueuePriority.MEDIUM: self.weights.mpw + 1,
+            QueuePriority.LOW: self.weights.lpw + 1,
+        }
+        credit = {cls: Signal(9, name=f"credit_{cls.name.lower()}") for cls in WEIGHTED}
+        busy = {cls: masks[cls].any() for cls in WEIGHTED}
+        new_round = Signal()
+        m.d.comb += new_round.eq(~Cat(*(busy[c] & (credit[c] != 0) for c in WEIGHTED)).any())
+        serve = {cls: Signal(name=f"serve_{cls.name.lower()}") for cls in WEIGHTED}
+        for cls in WEIGHTED:
+            m.d.comb += serve[cls].eq(busy[cls] & ((credit[cls] != 0) | new_round))
+
+        # -- The class served, then round robin within it --------------------------------
+        # Class numbers: the four QPRIO values, ADMIN, and ALL (round robin mode).
+        ADMIN, ALL = 4, 5
+        cls_now = Signal(range(6))
+        chosen = Signal(n)
+        with m.If(~self.wrr):
+            m.d.comb += [cls_now.eq(ALL), chosen.eq(self.candidates)]
+        with m.Elif(self.candidates[0]):
+            m.d.comb += [cls_now.eq(ADMIN), chosen.eq(1)]
+        with m.Elif(masks[QueuePriority.URGENT].any()):
+            m.d.comb += [cls_now.eq(QueuePriority.URGENT.value),
+                         chosen.eq(masks[QueuePriority.URGENT])]
+        for cls in WEIGHTED:
+            with m.Elif(serve[cls]):
+                m.d.comb += [cls_now.eq(cls.value), chosen.eq(masks[cls])]
+
+        # One "served last" pointer per class; ADMIN needs none. Each class's round-robin
+        # choice is made beside the class choice, which then selects one: the class logic
+        # and the priority encoders are side by side, not one after the other.
+        last = [Signal(qw, name=f"last_{i}") for i in range(6)]
+        turns = {ALL: self.candidates, **{c.value: masks[c] for c in QueuePriority}}
+        picks = {}
+        for i, mask in turns.items():
+            picks[i] = Signal(qw, name=f"pick_{i}")
+            round_robin(m, mask, last[i], picks[i], Signal(name=f"found_{i}"), f"rr{i}")
+        m.d.comb += self.found.eq(chosen.any())
+        with m.Switch(cls_now):
+            for i, p in picks.items():
+                with m.Case(i):
+                    m.d.comb += self.pick.eq(p)
+            with m.Case(ADMIN):
+                m.d.comb += self.pick.eq(0)
+
+        # -- Taken: remember the class; a new round reloads every credit -----------------
+        taken_cls = Signal(range(6), init=ALL)
+        with m.If(self.take):
+            m.d.sync += taken_cls.eq(cls_now)
+            with m.Switch(cls_now):
+                for i in (*(c.value for c in QueuePriority), ALL):
+                    with m.Case(i):
+                        m.d.sync += last[i].eq(self.pick)
+            weighted_now = Cat(*(cls_now == c.value for c in WEIGHTED)).any()
+            with m.If(weighted_now & new_round):
+                m.d.sync += [credit[c].eq(weight[c]) for c in WEIGHTED]
+
+        m.d.comb += self.limit.eq(NO_LIMIT)
+        for cls in WEIGHTED:
+            with m.If(taken_cls == cls.value):
+                m.d.comb += self.limit.eq(credit[cls])
+                with m.If(self.fetched.valid):
+                    m.d.sync += credit[cls].eq(credit[cls] - self.fetched.n)
+
+        with m.If(self.clear):
+            m.d.sync += [taken_cls.eq(ALL), *(c.eq(0) for c in credit.values()),
+                         *(p.eq(0) for p in last)]
+        return m
