@@ -57,9 +57,6 @@ _LUTRAM_LUTS = {"RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2,
                 "RAM64M8": 8, "SRL16E": 1, "SRLC32E": 1, "SRLC16E": 1}
 _BRAM = {"RAMB36E2": 1.0, "RAMB18E2": 0.5}
 _OTHER_SEQ = {"URAM288", "URAM288_BASE", "DSP48E2", *_BRAM}
-# Combinational input → output port pairs of the memory primitives whose reads are
-# asynchronous: a read address reaches the data output through the LUT.
-_ASYNC_READ = ("A", "DPRA", "ADDR", "RADR")
 COUNTS = ("LUT", "FF", "LUTRAM", "BRAM", "URAM", "DSP")
 
 SCRIPT = """\
@@ -138,6 +135,20 @@ def _region(name):
     return "core" if name.startswith("core.") else "adapter"
 
 
+def _read_address_ports(output, conns):
+    """The ports of a distributed-RAM (or SRL) primitive whose value reaches its output
+    port ``output`` through the LUT: a read port's own address only (DOx from ADDRx,
+    SPO / O / Q from A, DPO from DPRA), so that one port's read is not taken to depend
+    on another's address (which made false loops through read-modify-write memories)."""
+    if output.startswith("DO") and len(output) == 3:
+        return [p for p in conns if p == f"ADDR{output[2]}"]
+    if output == "DPO":
+        return [p for p in conns if p.startswith("DPRA")]
+    if output in ("SPO", "O", "Q"):
+        return [p for p in conns if p == "A" or (p[0] == "A" and p[1:].isdigit())]
+    return []                                    # Q31: the shift register's end
+
+
 def lut_depth(netlist):
     """The deepest paths between registers (FFs, block and distributed RAM writes, DSPs,
     the top's ports) in LUT levels, by region: ``{"all", "adapter", "core"}``, each
@@ -170,11 +181,14 @@ def lut_depth(netlist):
                 endpoints.setdefault(b, label)
             if kind == "seq":
                 continue
-            comb_in = [b for p, bits in conns.items()
-                       if dirs.get(p) == "input" and p.startswith(_ASYNC_READ)
-                       for b in bits if isinstance(b, int)]
-            for b in outs:
-                driver[b] = (comb_in, 1)
+            for port, bits in conns.items():
+                if dirs.get(port) != "output":
+                    continue
+                comb_in = [b for p in _read_address_ports(port, conns) for b in conns[p]
+                           if isinstance(b, int)]
+                for b in bits:
+                    if isinstance(b, int):
+                        driver[b] = (comb_in, 1)
             continue
         for b in outs:
             driver[b] = (ins, 1 if kind == "lut" else 0)
@@ -185,11 +199,12 @@ def lut_depth(netlist):
                     endpoints.setdefault(b, pname)
 
     depth, via = {}, {}
+    open_ = set()           # bits whose inputs are being walked: a loop back is cut there
     for start in sorted(endpoints):
         stack = [(start, False)]
         while stack:
             bit, expanded = stack.pop()
-            if bit in depth:
+            if bit in depth or (not expanded and bit in open_):
                 continue
             entry = driver.get(bit)
             if entry is None:
@@ -197,9 +212,11 @@ def lut_depth(netlist):
                 continue
             inputs, weight = entry
             if not expanded:
+                open_.add(bit)
                 stack.append((bit, True))
-                stack.extend((b, False) for b in inputs if b not in depth)
+                stack.extend((b, False) for b in inputs if b not in depth and b not in open_)
                 continue
+            open_.discard(bit)
             best = max(inputs, key=lambda b: depth.get(b, 0), default=None)
             depth[bit] = weight + (depth.get(best, 0) if best is not None else 0)
             via[bit] = best

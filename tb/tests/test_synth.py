@@ -71,3 +71,37 @@ def test_guard():
     shallower = copy.deepcopy(baseline)
     shallower["widths"][width]["depth"]["adapter"]["levels"] = DEPTH_TARGET
     assert not check(shallower, baseline), "within the target always passes"
+
+
+def test_distributed_ram_ports_apart():
+    """A read-modify-write memory: port A's read feeds, through a LUT, the address of
+    port H (a RAM64M8's write and read port). DOA depends on ADDRA alone, so this is no
+    loop, and the path is adapter.e -> RAM (DOA) -> LUT -> RAM (ADDRH) -> adapter.f's
+    register via DOH: 3 LUT levels. (Taking every output to depend on every address made
+    a false loop that kept the walk from ending: make synth ran out of memory.)"""
+    n = netlist()
+    top = n["modules"]["top"]
+    ram = cell("RAM64M8", ADDRA=30, DOA=31, ADDRH=32, DOH=33, DIA=3)
+    ram["port_directions"]["DOH"] = "output"
+    top["cells"].update({
+        "ffe": cell("FDRE", C=1, D=3, Q=30),
+        "ram8": ram,
+        "l5": cell("LUT2", I0=31, O=32),
+        "fff": cell("FDRE", C=1, D=33, Q=34),
+    })
+    top["netnames"].update({"adapter.e": {"hide_name": 0, "bits": [30]},
+                            "adapter.f": {"hide_name": 0, "bits": [34]}})
+    depth = lut_depth(n)
+    assert depth["adapter"] == {"levels": 3, "from": "adapter.e", "to": "adapter.f"}
+
+
+def test_combinational_loop_ends():
+    """A real combinational loop (two LUTs feeding each other) is cut, not walked for
+    ever."""
+    n = netlist()
+    n["modules"]["top"]["cells"].update({
+        "la": cell("LUT2", I0=10, I1=41, O=40),
+        "lb": cell("LUT2", I0=40, O=41),
+        "ffg": cell("FDRE", C=1, D=41, Q=42),
+    })
+    assert lut_depth(n)["core"]["levels"] >= 2
