@@ -125,8 +125,9 @@ def test_axi_burst_split(width):
         assert got == expect[ax]
 
 
-@pytest.mark.parametrize(("width", "pattern", "outstanding"),
-                         [(64, "fast", 1), (256, "busy", 3)])
+@pytest.mark.parametrize(("width", "pattern", "outstanding"), [
+    pytest.param(64, "fast", 1, marks=pytest.mark.slow),     # the quick tier's budget
+    (256, "busy", 3)])
 def test_axi_random(width, pattern, outstanding):
     """Random mixes, then FLUSHes behind WRITEs; at 64 bits with one burst in flight per
     direction, at 256 bits with three, every channel of the memory stalling at random
