@@ -5,7 +5,6 @@ import random
 
 import pytest
 from amaranth.lib import data
-from amaranth.sim import Simulator
 
 from nvmecore import CoreConfig
 from nvmecore.layouts import (
@@ -25,18 +24,10 @@ from nvmecore.nvme.ctrl_regs import ControllerRegisters
 from nvmecore.nvme.doorbell import DoorbellDecoder
 from nvmecore.nvme.irq import InterruptUnit
 from nvmecore.pcie.msix import MsixTable
+from nvmetb.amaranth_sim import simulate
 from nvmetb.model import ControllerModel, DmaWrite, DoorbellWrite, split_access
 
 pytestmark = pytest.mark.quick
-
-
-def simulate(dut, testbench, *processes):
-    sim = Simulator(dut)
-    sim.add_clock(4e-9)
-    sim.add_testbench(testbench)
-    for process in processes:
-        sim.add_process(process)
-    sim.run()
 
 
 async def port_write(ctx, port, offset, value, size=4):

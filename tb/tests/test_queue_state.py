@@ -4,10 +4,10 @@ back to back to one CQ, a queue created while its engine writes — and the slot
 accounting against the credit formula of nvme/queue_state.py."""
 
 import pytest
-from amaranth.sim import Simulator
 
 from nvmecore import CoreConfig
 from nvmecore.nvme.queue_state import QueueState
+from nvmetb.amaranth_sim import simulate
 
 pytestmark = pytest.mark.quick
 
@@ -16,13 +16,10 @@ CONFIG = CoreConfig(io_queues=4, max_queue_entries=64, data_width=128)
 
 def _bench(testbench):
     dut = QueueState(CONFIG)
-    sim = Simulator(dut)
-    sim.add_clock(4e-9)
 
     async def run(ctx):
         await testbench(ctx, dut)
-    sim.add_testbench(run)
-    sim.run()
+    simulate(dut, run)
 
 
 async def _create(ctx, dut, qid, *, cq, size_m1=7, cqid=1):

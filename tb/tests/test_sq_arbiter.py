@@ -7,11 +7,11 @@ import random
 from collections import Counter
 
 import pytest
-from amaranth.sim import Simulator
 
 from nvmecore import CoreConfig
 from nvmecore.admin_layouts import Arbitration, QueuePriority
 from nvmecore.nvme.sq_arbiter import NO_LIMIT, SqArbiter
+from nvmetb.amaranth_sim import simulate
 from nvmetb.model.queues import WEIGHTED, RoundRobin, WeightedRoundRobin
 
 pytestmark = pytest.mark.quick
@@ -32,8 +32,6 @@ def _simulate(steps, *, wrr=True, weights=(1, 2, 4), burst=1, prio=PRIO):
     takes the pick, then fetches min(limit, burst) commands from it. Returns the picks
     as (queue ID or None, limit) and the number of commands each fetch took."""
     dut = SqArbiter(CONFIG)
-    sim = Simulator(dut)
-    sim.add_clock(4e-9)
     picks = []
 
     async def bench(ctx):
@@ -59,8 +57,7 @@ def _simulate(steps, *, wrr=True, weights=(1, 2, 4), burst=1, prio=PRIO):
             await ctx.tick()
             ctx.set(dut.fetched.valid, 0)
 
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     return picks
 
 

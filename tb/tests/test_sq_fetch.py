@@ -5,10 +5,10 @@ are in flight."""
 from dataclasses import replace
 
 import pytest
-from amaranth.sim import Simulator
 
 from nvmecore import CoreConfig
 from nvmecore.nvme.sq_fetch import SQE_BYTES, FetchEngine
+from nvmetb.amaranth_sim import simulate
 
 pytestmark = pytest.mark.quick
 
@@ -19,13 +19,10 @@ SQ_PAGE = 0x1234
 
 def _bench(testbench, config=CONFIG):
     dut = FetchEngine(config)
-    sim = Simulator(dut)
-    sim.add_clock(4e-9)
 
     async def run(ctx):
         await testbench(ctx, dut)
-    sim.add_testbench(run)
-    sim.run()
+    simulate(dut, run)
 
 
 async def _setup(ctx, dut, *, create, qid=1):

@@ -4,19 +4,12 @@ through cfg_mgmt, INTx. (The three engines have their own tests; the whole adapt
 on the Verilog in test_usp_rtl.py and test_pcie_rtl.py.)"""
 
 import pytest
-from amaranth.sim import Simulator
 
 from nvmecore import CoreConfig
 from nvmecore.pcie.usp import DEVCTL_DWORD, DEVCTL_POLL_CYCLES, FLR_DONE_DELAY, UspAdapter
+from nvmetb.amaranth_sim import simulate
 
 pytestmark = pytest.mark.quick
-
-
-def simulate(dut, testbench):
-    sim = Simulator(dut)
-    sim.add_clock(4e-9)
-    sim.add_testbench(testbench)
-    sim.run()
 
 
 def test_configuration_reaches_the_core():
