@@ -3,12 +3,17 @@ interrupt behind it.
 
 A completion is written at base + tail × 16 with the CQ's current phase tag and, as SQHD,
 the head of the entry's SQ as it stands: every entry fetched and handed on so far, so it
-never moves backwards however commands complete [NVMe 1.4 §4.6]; then the
-tail advances (the phase flips on wrap) and, when the CQ has IEN = 1, an interrupt
-request for its vector follows. The request is made only once the entry's write has
-been handed to the DMA write port, so the MSI-X message, a later write on the same
-in-order port, can never overtake it. The slot was reserved when the command was
-fetched, so posting never waits for space.
+never moves backwards however commands complete [NVMe 1.4 §4.6]. The tail advances (the
+phase flips on wrap) in the cycle the DMA write port takes the entry's write command, and
+then, when the CQ has IEN = 1, an interrupt request for its vector is offered, while the
+entry's data beat goes out. The MSI-X message, a later write on the same in-order port,
+cannot overtake the entry: the write arbiter grants the entry's write before the message
+is even formed and keeps the port to the poster until its last beat. The slot was reserved
+when the command was fetched, so posting never waits for space.
+
+Cycle behaviour: one completion per three cycles (take it, its write command, its data
+beat) while the interrupt unit takes each request as it is offered; a request not yet
+taken holds the next entry's write command back.
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal
@@ -64,13 +69,14 @@ class CqPoster(wiring.Component):
         cqe = Signal(Cqe)
         beat = Signal(max(1, (beats - 1).bit_length()))
         irq = Signal(CoalescedIrq)
+        waiting = Signal()                    # for a completion
         qs = self.queues
         m.d.comb += [
             # The queue state and the base address are read a cycle after their address;
             # the ports follow their address: hold it while posting.
-            qs.cq.eq(Mux(self.idle, self.completion.p.cqid, c.cqid)),
-            qs.sq.eq(Mux(self.idle, self.completion.p.sqid, c.sqid)),
-            base_rd.addr.eq(Mux(self.idle, self.completion.p.cqid, c.cqid)),
+            qs.cq.eq(Mux(waiting, self.completion.p.cqid, c.cqid)),
+            qs.sq.eq(Mux(waiting, self.completion.p.sqid, c.sqid)),
+            base_rd.addr.eq(Mux(waiting, self.completion.p.cqid, c.cqid)),
             self.dma.cmd.p.addr.eq(Cat(Const(0, 12), base_rd.data) + (qs.tail << 4)),
             self.dma.cmd.p.length.eq(CQE_BYTES),
             self.dma.data.p.data.eq(cqe.as_value().word_select(beat, min(width, 128))
@@ -84,37 +90,39 @@ class CqPoster(wiring.Component):
             cqe.dw2.sqhd.eq(sqhd),
             cqe.dw2.sqid.eq(c.sqid),
             cqe.cid.eq(c.cid),
-            cqe.status.p.eq(qs.phase),
             cqe.status.sc.eq(c.sc),
             cqe.status.sct.eq(c.sct),
             cqe.status.dnr.eq(c.dnr),
         ]
 
+        irq_valid = Signal()                  # the request of the last entry written
+        phase = Signal()                      # the entry's phase tag, taken with its SQHD
+        m.d.comb += [self.irq.valid.eq(irq_valid), cqe.status.p.eq(phase)]
+        with m.If(self.irq.ready):
+            m.d.sync += irq_valid.eq(0)
+
         with m.FSM(name="post"):
             with m.State("IDLE"):
-                m.d.comb += [self.idle.eq(1), self.completion.ready.eq(1)]
+                m.d.comb += [waiting.eq(1), self.idle.eq(~irq_valid), self.completion.ready.eq(1)]
                 with m.If(self.completion.valid):
                     m.d.comb += base_rd.en.eq(1)
                     m.d.sync += c.eq(self.completion.p)
                     m.next = "CMD"
             with m.State("CMD"):
-                m.d.comb += self.dma.cmd.valid.eq(1)
-                with m.If(self.dma.cmd.ready):
-                    m.d.sync += [beat.eq(0), sqhd.eq(qs.sq_head)]
+                # One request waits at most: the next entry waits for it to be taken.
+                m.d.comb += self.dma.cmd.valid.eq(~irq_valid)
+                with m.If(self.dma.cmd.valid & self.dma.cmd.ready):
+                    m.d.comb += [qs.post.valid.eq(1), qs.post.qid.eq(c.cqid)]
+                    m.d.sync += [
+                        beat.eq(0), sqhd.eq(qs.sq_head), phase.eq(qs.phase),
+                        irq.vector.eq(qs.iv), irq.admin.eq(c.cqid == 0),
+                        irq_valid.eq(qs.ien),
+                    ]
                     m.next = "DATA"
             with m.State("DATA"):
                 m.d.comb += self.dma.data.valid.eq(1)
                 with m.If(self.dma.data.ready):
                     m.d.sync += beat.eq(beat + 1)
                     with m.If(beat == beats - 1):
-                        m.d.comb += [qs.post.valid.eq(1), qs.post.qid.eq(c.cqid)]
-                        m.d.sync += [irq.vector.eq(qs.iv), irq.admin.eq(c.cqid == 0)]
-                        with m.If(qs.ien):
-                            m.next = "IRQ"
-                        with m.Else():
-                            m.next = "IDLE"
-            with m.State("IRQ"):
-                m.d.comb += self.irq.valid.eq(1)
-                with m.If(self.irq.ready):
-                    m.next = "IDLE"
+                        m.next = "IDLE"
         return m

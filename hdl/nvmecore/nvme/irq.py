@@ -58,7 +58,8 @@ class InterruptUnit(wiring.Component):
         vw = config.vector_width
 
         # -- Aggregation -------------------------------------------------------------------
-        # Unbuffered: a vector written in one cycle is offered to the MSI-X table the next.
+        # Unbuffered: a vector written in one cycle is offered to the MSI-X table the next
+        # (and one that fires with the FIFO empty is offered at once: ``bypass``).
         m.submodules.fires = fires = fifo.SyncFIFO(width=vw, depth=4)
         held = [Signal(8, name=f"held{v}") for v in range(vectors)]
         any_held = Signal()
@@ -92,9 +93,14 @@ class InterruptUnit(wiring.Component):
             with m.If(held[v] != 0):
                 m.d.comb += flush.eq(v)
 
+        # A vector that fires while none waits goes to the MSI-X table in the same cycle
+        # when the table takes it, and into the FIFO otherwise.
+        bypass = Signal()
+        m.d.comb += bypass.eq(irq.valid & (v_in < vectors) & fire_now & ~fires.r_rdy
+                              & self.msix_enable)
         with m.If(irq.valid & (v_in < vectors)):
             m.d.comb += irq.ready.eq(fires.w_rdy | ~fire_now)
-            with m.If(fire_now):
+            with m.If(fire_now & ~(bypass & self.msix.ready)):
                 m.d.comb += [fires.w_en.eq(1), fires.w_data.eq(v_in)]
             with m.If(irq.ready):
                 for v in range(vectors):
@@ -115,13 +121,16 @@ class InterruptUnit(wiring.Component):
         # -- Routing: MSI-X or INTx --------------------------------------------------------
         pending = Signal(INTX_LEVELS)
         direct_req = self.request
-        m.d.comb += self.msix.p.eq(Mux(fires.r_rdy, fires.r_data, direct_req.p.vector))
+        m.d.comb += self.msix.p.eq(Mux(fires.r_rdy, fires.r_data,
+                                       Mux(bypass, v_in, direct_req.p.vector)))
         with m.If(fires.r_rdy):
             with m.If(self.msix_enable):
                 m.d.comb += [self.msix.valid.eq(1), fires.r_en.eq(self.msix.ready)]
             with m.Else():
                 m.d.comb += fires.r_en.eq(1)
                 m.d.sync += pending.bit_select(fires.r_data[:5], 1).eq(1)
+        with m.Elif(bypass):
+            m.d.comb += self.msix.valid.eq(1)
         with m.Else():
             level = direct_req.p.vector[:5]
             with m.If(direct_req.p.deassert):
