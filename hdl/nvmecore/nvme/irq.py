@@ -13,8 +13,8 @@ masked by INTMS. A CQ head doorbell that empties a CQ withdraws its vector's lev
 (``cq_empty``). ``request`` is the direct path used by the bench (``debug``).
 """
 
-from amaranth import Cat, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import CoreConfig
@@ -61,17 +61,22 @@ class InterruptUnit(wiring.Component):
         # Unbuffered: a vector written in one cycle is offered to the MSI-X table the next
         # (and one that fires with the FIFO empty is offered at once: ``bypass``).
         m.submodules.fires = fires = fifo.SyncFIFO(width=vw, depth=4)
-        held = [Signal(8, name=f"held{v}") for v in range(vectors)]
+        # Completions held back per vector: the counts in a memory (read in the same
+        # cycle), and which vectors hold any in flip-flops (the flush and the timer need
+        # them all at once). A count is only read where its bit is set, so clearing the
+        # bits clears the counts.
+        m.submodules.held = held_mem = memory.Memory(shape=8, depth=vectors, init=[])
+        held_wr = held_mem.write_port()
+        held_rd = held_mem.read_port(domain="comb")
+        holding = Signal(vectors)
         any_held = Signal()
-        m.d.comb += any_held.eq(Cat(*(h != 0 for h in held)).any())
+        m.d.comb += any_held.eq(holding.any())
 
         irq = self.cq_irq
         v_in = irq.p.vector[:vw]
         count_in = Signal(8)
-        with m.Switch(v_in):
-            for v in range(vectors):
-                with m.Case(v):
-                    m.d.comb += count_in.eq(held[v])
+        m.d.comb += [held_rd.addr.eq(v_in),
+                     count_in.eq(Mux(holding.bit_select(v_in, 1), held_rd.data, 0))]
         # TIME = 0 allows no delay [NVMe 1.4 §5.21.1.8]: every completion fires.
         direct = irq.p.admin | self.no_coalescing.bit_select(v_in, 1) | (self.time == 0)
         fire_now = direct | (count_in >= self.thr)
@@ -90,7 +95,7 @@ class InterruptUnit(wiring.Component):
         flush = Signal(range(vectors))
         flushing = Signal()
         for v in reversed(range(vectors)):
-            with m.If(held[v] != 0):
+            with m.If(holding[v]):
                 m.d.comb += flush.eq(v)
 
         # A vector that fires while none waits goes to the MSI-X table in the same cycle
@@ -103,9 +108,9 @@ class InterruptUnit(wiring.Component):
             with m.If(fire_now & ~(bypass & self.msix.ready)):
                 m.d.comb += [fires.w_en.eq(1), fires.w_data.eq(v_in)]
             with m.If(irq.ready):
-                for v in range(vectors):
-                    with m.If(v_in == v):
-                        m.d.sync += held[v].eq(Mux(fire_now, 0, held[v] + 1))
+                m.d.comb += [held_wr.addr.eq(v_in), held_wr.data.eq(count_in + 1),
+                             held_wr.en.eq(~fire_now)]
+                m.d.sync += holding.bit_select(v_in, 1).eq(~fire_now)
         with m.Elif(irq.valid):
             m.d.comb += irq.ready.eq(1)                 # no such vector: nothing to send
         with m.Elif(expired | flushing):
@@ -114,9 +119,7 @@ class InterruptUnit(wiring.Component):
             with m.If(any_held):
                 m.d.comb += [fires.w_en.eq(1), fires.w_data.eq(flush)]
                 with m.If(fires.w_rdy):
-                    for v in range(vectors):
-                        with m.If(flush == v):
-                            m.d.sync += held[v].eq(0)
+                    m.d.sync += holding.bit_select(flush, 1).eq(0)
 
         # -- Routing: MSI-X or INTx --------------------------------------------------------
         pending = Signal(INTX_LEVELS)
@@ -149,9 +152,7 @@ class InterruptUnit(wiring.Component):
         with m.If(self.cq_empty.valid):
             m.d.sync += pending.bit_select(self.cq_empty.iv[:5], 1).eq(0)
         with m.If(self.ctrl_reset):
-            m.d.sync += pending.eq(0)
-            for v in range(vectors):
-                m.d.sync += held[v].eq(0)
+            m.d.sync += [pending.eq(0), holding.eq(0)]
 
         intx = Signal()
         m.d.sync += intx.eq(~self.msix_enable & (pending & ~self.intms).any())
