@@ -10,7 +10,8 @@ for ``direct`` — a command never holds up the fetch engine for long.
 
 The command is registered first; the checks run on the register in the next cycle
 (a 64-bit add and compare for the LBA range), and the command leaves that cycle when its
-output can take it.
+output can take it. ``cmd.ready`` is a register (a :class:`ReadySkid` in front), so the
+decision does not run on, combinationally, into the fetch engine's handshake.
 """
 
 from amaranth import Cat, Module, Mux, Signal
@@ -24,6 +25,7 @@ from ..nvm_layouts import BROADCAST_NSID, LBA_DATA_SHIFTS, DsmDw10, DsmDw11, Rea
 from .io_layouts import CmdKind, IoStatus, status_const
 from .io_slots import SlotAlloc
 from .prp_walker import MAX_TRANSFER_BYTES, IoOp, PrpJob
+from .ready_skid import ReadySkid
 from .sq_fetch import FetchedCommand
 
 __all__ = ["IoCheck"]
@@ -51,15 +53,17 @@ class IoCheck(wiring.Component):
         m = Module()
         config = self._config
 
+        m.submodules.skid = skid = ReadySkid(FetchedCommand(config))
+        wiring.connect(m, wiring.flipped(self.cmd), skid.i)
         c = Signal(FetchedCommand(config))
         full = Signal()
         take = Signal()                          # the registered command leaves now
-        m.d.comb += self.cmd.ready.eq(~full | take)
-        with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [c.eq(self.cmd.p), full.eq(1)]
+        m.d.comb += skid.o.ready.eq(~full | take)
+        with m.If(skid.o.valid & skid.o.ready):
+            m.d.sync += [c.eq(skid.o.p), full.eq(1)]
         with m.Elif(take):
             m.d.sync += full.eq(0)
-        m.d.comb += self.idle.eq(~full)
+        m.d.comb += self.idle.eq(~full & skid.empty)
 
         sqe = c.sqe
         opc = sqe.cdw0.opc
