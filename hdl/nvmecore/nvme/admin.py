@@ -256,10 +256,6 @@ class AdminEngine(wiring.Component):
             cq_exists.eq(io_qid_ok & qs.cq_valid.bit_select(qid[:qw], 1)),
         ]
         page_misaligned = prp1[:12] != 0
-        prp2_needed = Signal()
-        xfer_len = Signal(13)
-        m.d.comb += prp2_needed.eq((prp1[:12] + xfer_len) > PAGE)
-        prp_bad = (prp1[:2] != 0) | (prp2_needed & (prp2[:12] != 0))
         any_io_queue = (qs.sq_valid[1:] | qs.cq_valid[1:]).any() if n > 1 else Const(0)
 
         src_offset = Signal(13)
@@ -269,14 +265,37 @@ class AdminEngine(wiring.Component):
         fid = cdw10[:8]
         log_lid = cdw10[:8]
         rae = cdw10[15]
-        numd = Signal(33)
-        m.d.comb += numd.eq(Cat(cdw10[16:32], cdw11[:16]) + 1)
         log_offset = Cat(cdw12, cdw13)
-        log_size = Signal(13)
-        with m.Switch(log_lid):
-            for lid, size in LOG_SIZES.items():
-                with m.Case(lid.value):
-                    m.d.comb += log_size.eq(size)
+
+        def transfer_checks(sqe):
+            """The data transfer checks of Identify and Get Log Page, from ``sqe`` alone:
+            worked out on the command as it is taken and registered beside it, so that
+            the decision in DECODE starts from their results (their adds and compares
+            are not on its path)."""
+            c10, offset = sqe.cdw10, Cat(sqe.cdw12, sqe.cdw13)
+            size = Signal(13, name="log_size")
+            with m.Switch(c10[:8]):
+                for lid, nbytes in LOG_SIZES.items():
+                    with m.Case(lid.value):
+                        m.d.comb += size.eq(nbytes)
+            numd = Signal(33, name="log_numd")
+            m.d.comb += numd.eq(Cat(c10[16:32], sqe.cdw11[:16]) + 1)
+            total = Signal(34, name="log_total")
+            m.d.comb += total.eq(numd << 2)
+            remaining = Signal(14, name="log_remaining")
+            m.d.comb += remaining.eq(size - offset[:13])
+            xfer = Signal(13, name="log_xfer")
+            m.d.comb += xfer.eq(Mux(total < remaining, total, remaining))
+
+            def prp_bad(xfer_len):
+                p1, p2 = sqe.prp1, sqe.prp2
+                return (p1[:2] != 0) | (((p1[:12] + xfer_len) > PAGE) & (p2[:12] != 0))
+            return {"page_prp_bad": prp_bad(PAGE), "log_prp_bad": prp_bad(xfer),
+                    "log_xfer": xfer, "log_too_long": total > (PAGE << MDTS),
+                    "log_size_zero": size == 0, "log_past_end": offset >= size}
+        incoming_checks = transfer_checks(self.cmd.p.sqe)
+        checks = {name: Signal(value.shape(), name=f"{name}_r")
+                  for name, value in incoming_checks.items()}
 
         queues_dw0 = self._queues_dw0
 
@@ -348,6 +367,7 @@ class AdminEngine(wiring.Component):
                 with m.Elif(self.cmd.valid & ~own_valid):
                     m.d.comb += self.cmd.ready.eq(1)
                     m.d.sync += cmd.eq(self.cmd.p)
+                    m.d.sync += [checks[k].eq(v) for k, v in incoming_checks.items()]
                     m.next = "DECODE"
 
             # Admin queue pair at CC.EN 0→1: queue 0, vector 0, interrupts on.
@@ -426,7 +446,6 @@ class AdminEngine(wiring.Component):
                         with m.Case(AdminOpcode.IDENTIFY.value):
                             cns = cdw10[:8]
                             ns_ok = nsid == 1
-                            m.d.comb += xfer_len.eq(PAGE)
                             with m.If(cns == 0x00):
                                 m.d.sync += self.source.eq(Source.IDENTIFY_NS)
                             with m.Elif(cns == 0x01):
@@ -442,7 +461,7 @@ class AdminEngine(wiring.Component):
                                 complete(INVALID_NAMESPACE)
                             with m.Elif((cns == 0x02) & (nsid >= 0xFFFF_FFFE)):
                                 complete(INVALID_NAMESPACE)
-                            with m.Elif(prp_bad):
+                            with m.Elif(checks["page_prp_bad"]):
                                 complete(INVALID_PRP_OFFSET)
                             with m.Else():
                                 with m.If((cns == 0x02) & (nsid != 0)):
@@ -451,11 +470,6 @@ class AdminEngine(wiring.Component):
                                 m.d.sync += [src_offset.eq(0), length.eq(PAGE)]
                                 m.next = "WRITE"
                         with m.Case(AdminOpcode.GET_LOG_PAGE.value):
-                            total = Signal(34)
-                            m.d.comb += total.eq(numd << 2)
-                            remaining = Signal(14)
-                            m.d.comb += remaining.eq(log_size - log_offset[:13])
-                            m.d.comb += xfer_len.eq(Mux(total < remaining, total, remaining))
                             with m.Switch(log_lid):
                                 with m.Case(LogPage.ERROR_INFORMATION.value):
                                     m.d.sync += self.source.eq(Source.LOG_ERROR)
@@ -465,17 +479,17 @@ class AdminEngine(wiring.Component):
                                     m.d.sync += self.source.eq(Source.LOG_FIRMWARE)
                             with m.If(log_offset[:2] != 0):
                                 complete(INVALID_FIELD)
-                            with m.Elif(total > (PAGE << MDTS)):
+                            with m.Elif(checks["log_too_long"]):
                                 complete(INVALID_FIELD)
-                            with m.Elif(log_size == 0):
+                            with m.Elif(checks["log_size_zero"]):
                                 complete(INVALID_LOG_PAGE)
-                            with m.Elif(log_offset >= log_size):
+                            with m.Elif(checks["log_past_end"]):
                                 complete(INVALID_FIELD)
-                            with m.Elif(prp_bad):
+                            with m.Elif(checks["log_prp_bad"]):
                                 complete(INVALID_PRP_OFFSET)
                             with m.Else():
                                 m.d.sync += [src_offset.eq(log_offset[:13]),
-                                             length.eq(xfer_len)]
+                                             length.eq(checks["log_xfer"])]
                                 with m.If(~rae):
                                     with m.If(log_lid == LogPage.ERROR_INFORMATION.value):
                                         m.d.sync += mask_error.eq(0)

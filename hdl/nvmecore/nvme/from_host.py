@@ -210,7 +210,17 @@ class FromHost(wiring.Component):
             self.dsm.p.length.eq(who.length),
             ev.p.tag.eq(who.tag), ev.p.status.eq(final), ev.p.media.eq(0), ev.p.delta.eq(-1),
         ]
-        differs = out.p.data != self.crdata.p.data
+        # A Compare's beats are compared a lane (DWORD) at a time into a register, and the
+        # lanes' results are folded into ``mismatch`` the cycle after: the realigner's
+        # output path then ends at that register, not in the command's status. Its status
+        # is therefore known a cycle after its last beat (``settling``).
+        lanes = width // 32
+        lane_diff = Signal(lanes)
+        settling = Signal()
+        last_error = Signal()
+        differs = Cat(*(out.p.data[32 * j:32 * j + 32] != self.crdata.p.data[32 * j:32 * j + 32]
+                        for j in range(lanes)))
+        m.d.sync += [lane_diff.eq(0), mismatch.eq(mismatch | lane_diff.any())]
         # The backend command of the command whose data is next: issued once, first.
         issued = Signal()
         m.d.comb += [
@@ -220,7 +230,15 @@ class FromHost(wiring.Component):
             self.backend.p.length.eq(who.length),
         ]
         needs_backend = (who.op == IoOp.WRITE) | (who.op == IoOp.COMPARE)
-        with m.If(pending):
+        with m.If(settling):
+            wrong = mismatch | lane_diff.any()
+            m.d.sync += [
+                settling.eq(0), pending.eq(1),
+                final.eq(Mux(last_error, status_const(GenericStatus.DATA_TRANSFER_ERROR),
+                             Mux(wrong, status_const(MediaStatus.COMPARE_FAILURE, dnr=True),
+                                 OK))),
+            ]
+        with m.Elif(pending):
             m.d.comb += ev.valid.eq(1)
             with m.If(ev.ready):
                 m.d.comb += consumers.r_en.eq(1)
@@ -246,17 +264,18 @@ class FromHost(wiring.Component):
                         m.d.comb += consumers.r_en.eq(1)
             with m.If(taken):
                 is_compare = who.op == IoOp.COMPARE
-                wrong = mismatch | (is_compare & differs)
-                m.d.sync += mismatch.eq(wrong)
-                with m.If(out.p.last):
+                with m.If(is_compare):
+                    m.d.sync += lane_diff.eq(differs)
+                    with m.If(out.p.last):
+                        m.d.sync += [settling.eq(1), last_error.eq(out.p.error)]
+                with m.Elif(out.p.last):
                     m.d.sync += [
                         pending.eq(1),
                         final.eq(Mux(out.p.error,
-                                     status_const(GenericStatus.DATA_TRANSFER_ERROR),
-                                     Mux(wrong, status_const(MediaStatus.COMPARE_FAILURE,
-                                                             dnr=True), OK))),
+                                     status_const(GenericStatus.DATA_TRANSFER_ERROR), OK)),
                     ]
 
         m.d.comb += self.idle.eq(~tok.valid & ~commands.r_rdy & ~consumers.r_rdy & ~in_cmd
+                                 & ~settling
                                  & ~requesting & ~buffer.r_rdy & (reserved == 0))
         return m

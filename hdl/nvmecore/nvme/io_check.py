@@ -10,7 +10,8 @@ for ``direct`` — a command never holds up the fetch engine for long.
 
 The command is registered first; the checks run on the register in the next cycle
 (a 64-bit add and compare for the LBA range), and the command leaves that cycle when its
-output can take it.
+output can take it. ``cmd.ready`` is a register (a :class:`ReadySkid` in front), so the
+decision does not run on, combinationally, into the fetch engine's handshake.
 """
 
 from amaranth import Cat, Module, Mux, Signal
@@ -24,6 +25,7 @@ from ..nvm_layouts import BROADCAST_NSID, LBA_DATA_SHIFTS, DsmDw10, DsmDw11, Rea
 from .io_layouts import CmdKind, IoStatus, status_const
 from .io_slots import SlotAlloc
 from .prp_walker import MAX_TRANSFER_BYTES, IoOp, PrpJob
+from .ready_skid import ReadySkid
 from .sq_fetch import FetchedCommand
 
 __all__ = ["IoCheck"]
@@ -51,18 +53,27 @@ class IoCheck(wiring.Component):
         m = Module()
         config = self._config
 
+        m.submodules.skid = skid = ReadySkid(FetchedCommand(config))
+        wiring.connect(m, wiring.flipped(self.cmd), skid.i)
         c = Signal(FetchedCommand(config))
         full = Signal()
         take = Signal()                          # the registered command leaves now
-        m.d.comb += self.cmd.ready.eq(~full | take)
-        with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [c.eq(self.cmd.p), full.eq(1)]
+        m.d.comb += skid.o.ready.eq(~full | take)
+        # What depends on the command alone is worked out as it is taken and registered
+        # beside it: the opcode and NSID compares, and the LBA range and length checks
+        # for both LBA formats (the format is chosen in the next cycle, from the format
+        # then in force). The decision then starts from these bits.
+        incoming = self._command_checks(m, skid.o.p)
+        pre = {name: Signal(value.shape(), name=f"pre_{name}")
+               for name, value in incoming.items()}
+        with m.If(skid.o.valid & skid.o.ready):
+            m.d.sync += [c.eq(skid.o.p), full.eq(1)]
+            m.d.sync += [pre[name].eq(value) for name, value in incoming.items()]
         with m.Elif(take):
             m.d.sync += full.eq(0)
-        m.d.comb += self.idle.eq(~full)
+        m.d.comb += self.idle.eq(~full & skid.empty)
 
         sqe = c.sqe
-        opc = sqe.cdw0.opc
         dw12 = data.View(ReadWriteDw12, sqe.cdw12)
         slba = Signal(64)
         m.d.comb += slba.eq(Cat(sqe.cdw10, sqe.cdw11))
@@ -71,18 +82,14 @@ class IoCheck(wiring.Component):
         shift = Mux(self.lba_format, LBA_DATA_SHIFTS[1], LBA_DATA_SHIFTS[0])
         nbytes = Signal(17 + max(LBA_DATA_SHIFTS))
         m.d.comb += nbytes.eq(blocks << shift)
-        nsze = Mux(self.lba_format, config.namespace_bytes >> LBA_DATA_SHIFTS[1],
-                   config.namespace_bytes >> LBA_DATA_SHIFTS[0])
-        end = Signal(65)
-        m.d.comb += end.eq(slba + blocks)
-        out_of_range = end[64] | (end[:64] > nsze)
-        too_long = nbytes > MAX_TRANSFER_BYTES
+        out_of_range = Mux(self.lba_format, pre["past_end1"], pre["past_end0"])
+        too_long = Mux(self.lba_format, pre["too_long1"], pre["too_long0"])
         ns_addr = Signal(config.namespace_addr_width)
         m.d.comb += ns_addr.eq(slba << shift)
         dsm_ranges = data.View(DsmDw10, sqe.cdw10).nr + 1
-        deallocate = data.View(DsmDw11, sqe.cdw11).ad
+        deallocate = pre["deallocate"]
 
-        is_op = {op: opc == op.value for op in NvmOpcode}
+        is_op = {op: pre[f"is_{op.name.lower()}"] for op in NvmOpcode}
         moves_data = (is_op[NvmOpcode.READ] | is_op[NvmOpcode.WRITE] | is_op[NvmOpcode.COMPARE]
                       | (is_op[NvmOpcode.DSM] & deallocate))
         has_lba = (is_op[NvmOpcode.READ] | is_op[NvmOpcode.WRITE] | is_op[NvmOpcode.COMPARE]
@@ -99,20 +106,20 @@ class IoCheck(wiring.Component):
         G = GenericStatus
         with m.If(is_op[NvmOpcode.FLUSH]):
             # QEMU: Flush bypasses every other gate.
-            with m.If((sqe.nsid != NAMESPACE_ID) & (sqe.nsid != BROADCAST_NSID)):
+            with m.If(~pre["our_nsid"] & ~pre["broadcast_nsid"]):
                 refuse(G.INVALID_NAMESPACE, True)
             with m.Else():
                 m.d.comb += [work.eq(1), kind.eq(CmdKind.FLUSH)]
-        with m.Elif(sqe.nsid != NAMESPACE_ID):
+        with m.Elif(~pre["our_nsid"]):
             refuse(G.INVALID_NAMESPACE, True)
         with m.Elif(self.formatting):
             refuse(G.FORMAT_IN_PROGRESS, False)
-        with m.Elif(sqe.cdw0.fuse != 0):
+        with m.Elif(pre["fused"]):
             refuse(G.INVALID_FIELD, False)
         with m.Elif(~(is_op[NvmOpcode.READ] | is_op[NvmOpcode.WRITE] | is_op[NvmOpcode.COMPARE]
                       | is_op[NvmOpcode.WRITE_ZEROES] | is_op[NvmOpcode.DSM])):
             refuse(G.INVALID_OPCODE, True)
-        with m.Elif(moves_data & (sqe.cdw0.psdt != 0)):
+        with m.Elif(moves_data & pre["sgl"]):
             refuse(G.INVALID_FIELD, True)                 # SGLS = 0
         with m.Elif(is_op[NvmOpcode.DSM]):
             with m.If(deallocate):
@@ -184,3 +191,25 @@ class IoCheck(wiring.Component):
             with m.Else():
                 m.d.comb += [direct.valid.eq(1), take.eq(direct.ready)]
         return m
+
+    def _command_checks(self, m, cmd):
+        """The checks that depend on the command ``cmd`` (a :class:`FetchedCommand`)
+        alone, by name."""
+        config = self._config
+        sqe = cmd.sqe
+        slba = Cat(sqe.cdw10, sqe.cdw11)
+        blocks = data.View(ReadWriteDw12, sqe.cdw12).nlb + 1
+        end = Signal(65, name="pre_end")
+        checks = {f"is_{op.name.lower()}": sqe.cdw0.opc == op.value for op in NvmOpcode}
+        checks.update({
+            "our_nsid": sqe.nsid == NAMESPACE_ID,
+            "broadcast_nsid": sqe.nsid == BROADCAST_NSID,
+            "fused": sqe.cdw0.fuse != 0,
+            "sgl": sqe.cdw0.psdt != 0,
+            "deallocate": data.View(DsmDw11, sqe.cdw11).ad,
+        })
+        for i, shift in enumerate(LBA_DATA_SHIFTS):
+            checks[f"past_end{i}"] = end[64] | (end[:64] > config.namespace_bytes >> shift)
+            checks[f"too_long{i}"] = (blocks << shift) > MAX_TRANSFER_BYTES
+        m.d.comb += end.eq(slba + blocks)
+        return checks

@@ -35,6 +35,7 @@ from .io_check import IoCheck
 from .io_layouts import FORMAT_TAG, OK, IoEvent, IoStatus, status_const
 from .io_slots import AbortRequest, IoSlots, SmartCounters
 from .prp_walker import PrpJob, PrpWalker
+from .ready_skid import ReadySkid
 from .sq_fetch import FetchedCommand
 from .stream_arbiter import StreamArbiter
 from .to_host import ToHost
@@ -136,7 +137,11 @@ class IoEngine(wiring.Component):
         plain_out = stream.Signature(BackendCommand(aw)).create()
         m.d.comb += [plain_out.p.eq(plain.r_data), plain_out.valid.eq(plain.r_rdy),
                      plain.r_en.eq(plain_out.ready)]
-        sources = [to_host.backend, from_host.backend, dsm.backend, plain_out, fmt_cmd]
+        # (The to-host mover's READs through a registered-ready skid buffer: the arbiter's
+        # grant then does not run on into the mover's token and the PRP walker's FIFO.)
+        m.submodules.read_skid = read_skid = ReadySkid(BackendCommand(aw))
+        wiring.connect(m, to_host.backend, read_skid.i)
+        sources = [read_skid.o, from_host.backend, dsm.backend, plain_out, fmt_cmd]
         m.submodules.commands = commands = StreamArbiter(BackendCommand(aw), len(sources))
         for source, port in zip(sources, commands.inputs, strict=True):
             wiring.connect(m, source, port)
@@ -181,7 +186,8 @@ class IoEngine(wiring.Component):
         m.d.comb += [self.abort_hit.eq(slots.abort_hit), self.smart.eq(slots.smart)]
 
         busy = ~(check.idle & slots.empty & ~jobs.r_rdy & ~plain.r_rdy & walker.idle
-                 & to_host.idle & from_host.idle & dsm.idle & ~readers.r_rdy & reads.idle)
+                 & to_host.idle & from_host.idle & dsm.idle & ~readers.r_rdy & reads.idle
+                 & read_skid.empty)
 
         # -- Format NVM ----------------------------------------------------------------------------
         req = self.format

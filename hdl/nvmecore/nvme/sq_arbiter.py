@@ -33,6 +33,7 @@ from ..admin_layouts import Arbitration, QueuePriority
 from ..bus import strobe
 from ..config import CoreConfig
 from .queue_state import QueueSetup
+from .stream_arbiter import lowest_set
 
 __all__ = ["SqArbiter", "NO_LIMIT"]
 
@@ -53,11 +54,7 @@ def round_robin(m, mask, last, pick, found, name):
     above = Signal(n, name=f"{name}_above")
     # (nothing is above ``last`` at index 0: no constant comparison for lint to flag)
     m.d.comb += above.eq(Cat(Const(0, 1), *(mask[q] & (q > last) for q in range(1, n))))
-    for q in reversed(range(n)):               # the lowest index wins
-        with m.If(mask[q]):
-            m.d.comb += first.eq(q)
-        with m.If(above[q]):
-            m.d.comb += after.eq(q)
+    m.d.comb += [first.eq(lowest_set(mask, len(pick))), after.eq(lowest_set(above, len(pick)))]
     m.d.comb += [
         found.eq(mask.any()),
         pick.eq(Mux(above.any(), after, first)),

@@ -168,13 +168,22 @@ class FetchEngine(wiring.Component):
         room = Signal(16)
         m.d.comb += room.eq(Mux(sq == 0, admin_slots - admin_pending - admin_held,
                                 io_slots - io_pending - io_held))
-        limits = [available, to_wrap, to_page, mrrs_entries, burst, qs.credit, room,
-                  arbiter.limit]
-        count = limits[0]
-        for i, limit in enumerate(limits[1:]):
-            smaller = Signal(17, name=f"count{i}")
-            m.d.comb += smaller.eq(Mux(limit < count, limit, count))
-            count = smaller
+        limits = [available, qs.credit, to_wrap, to_page, room, arbiter.limit, mrrs_entries,
+                  burst]
+        # The smallest, as a tree of pairs (three compare-and-select stages, not seven in
+        # a row); whether it is zero comes from the limits themselves, beside the tree.
+        level = limits
+        while len(level) > 1:
+            pairs = []
+            for i in range(0, len(level) - 1, 2):
+                smaller = Signal(17, name=f"count_{len(level)}_{i // 2}")
+                a, b = level[i], level[i + 1]
+                m.d.comb += smaller.eq(Mux(a < b, a, b))
+                pairs.append(smaller)
+            level = pairs + level[len(level) - len(level) % 2:]
+        count = level[0]
+        none = Signal()                # nothing may be fetched now: some limit is zero
+        m.d.comb += none.eq(Cat(*(limit == 0 for limit in limits)).any())
 
         req = self.dma.req
         req_cqid = Signal(qw)
@@ -197,15 +206,13 @@ class FetchEngine(wiring.Component):
 
         with m.FSM(name="fetch"):
             with m.State("IDLE"):
-                m.d.comb += picking.eq(1)
+                # (The payloads of the strobes to the queue state follow the state only,
+                # not the handshakes that make them valid: the admin engine's and the
+                # DMA port's paths then end at ``valid``.)
+                m.d.comb += [picking.eq(1), qs.reserve.qid.eq(0), qs.reserve.n.eq(1)]
                 with m.If(self.reserve):
                     with m.If(qs.cq0_credit != 0):
-                        m.d.comb += [
-                            self.reserve_ack.eq(1),
-                            qs.reserve.valid.eq(1),
-                            qs.reserve.qid.eq(0),
-                            qs.reserve.n.eq(1),
-                        ]
+                        m.d.comb += [self.reserve_ack.eq(1), qs.reserve.valid.eq(1)]
                 with m.Elif(can_issue & found):
                     m.d.comb += [base_rd.en.eq(1), arbiter.take.eq(1)]
                     m.d.sync += [sq.eq(pick), cancelled.eq(deleting_pick)]
@@ -223,8 +230,7 @@ class FetchEngine(wiring.Component):
                 # come back (whether or not fetching stopped meanwhile: the two decisions
                 # are kept apart so that neither lengthens the other's paths).
                 skip = Signal()
-                m.d.comb += skip.eq((count == 0)
-                                    | (self.hold.valid & (qs.cqid == self.hold.qid)))
+                m.d.comb += skip.eq(none | (self.hold.valid & (qs.cqid == self.hold.qid)))
                 with m.If(available == 0):
                     # Nothing there (a doorbell that added nothing): its work bit goes.
                     m.d.comb += [qs.empty.valid.eq(1), qs.empty.qid.eq(sq)]
@@ -236,7 +242,12 @@ class FetchEngine(wiring.Component):
                 with m.Else():
                     m.next = "ISSUE"
             with m.State("ISSUE"):
-                m.d.comb += [req.valid.eq(1), drop_now.eq(cancelled | deleting)]
+                m.d.comb += [
+                    req.valid.eq(1), drop_now.eq(cancelled | deleting),
+                    arbiter.fetched.n.eq(req_count),
+                    qs.advance.qid.eq(sq), qs.advance.n.eq(req_count),
+                    qs.reserve.qid.eq(req_cqid), qs.reserve.n.eq(req_count),
+                ]
                 with m.If(deleting):
                     m.d.sync += cancelled.eq(1)
                 with m.If(req.ready & drop_now):
@@ -250,13 +261,8 @@ class FetchEngine(wiring.Component):
                 with m.Elif(req.ready):
                     m.d.comb += [
                         arbiter.fetched.valid.eq(1),
-                        arbiter.fetched.n.eq(req_count),
                         qs.advance.valid.eq(1),
-                        qs.advance.qid.eq(sq),
-                        qs.advance.n.eq(req_count),
                         qs.reserve.valid.eq(1),
-                        qs.reserve.qid.eq(req_cqid),
-                        qs.reserve.n.eq(req_count),
                         ctx.w_en.eq(1),
                         ctx.w_data.eq(Cat(sq, req_cqid, req_head, req_count, req_size_m1,
                                           Const(0, 1))),
