@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from nvmecore import CoreConfig
-from nvmecore.nvme.sq_fetch import SQE_BYTES, FetchEngine
+from nvmecore.nvme.sq_fetch import FETCH_BATCH, SQE_BYTES, FetchEngine
 from nvmetb.amaranth_sim import simulate
 
 pytestmark = pytest.mark.quick
@@ -160,3 +160,60 @@ def test_reads_in_flight(reads):
         assert head == 2 * reads
 
     _bench(testbench, replace(CONFIG, sq_fetch_reads=reads))
+
+
+def test_busy_engine_is_fed_in_batches():
+    """With the I/O engine full (8 slots, none returned) and 15 entries in SQ 1, one slot
+    coming back fetches nothing: the fetch waits until a batch (FETCH_BATCH) of room is
+    back, then reads that many entries at once; with fewer entries than a batch left, it
+    waits for room for all of them."""
+    config = replace(CONFIG, io_slots=8)
+
+    async def testbench(ctx, dut):
+        ctx.set(dut.run, 1)
+        ctx.set(dut.bus_master_enable, 1)
+        ctx.set(dut.max_read_request_size, 2)           # 512 B: 8 entries per read
+        ctx.set(dut.burst_log2, 7)
+        await _setup(ctx, dut, create=1)
+        head, tail = 0, 15
+        _sq1_has_work(ctx, dut, entries=tail)
+        ctx.set(dut.dma.req.ready, 1)
+        ctx.set(dut.cmd.ready, 1)
+        reads = []
+        beats_due = []                                  # per read taken, in order
+
+        async def run(cycles, returns=0):
+            nonlocal head
+            for i in range(cycles):
+                ctx.set(dut.io_returned, i < returns)
+                if ctx.get(dut.dma.req.valid):
+                    n = ctx.get(dut.dma.req.p.length) // SQE_BYTES
+                    reads.append(n)
+                    beats_due.append(n * BEATS_PER_SQE)
+                ctx.set(dut.dma.data.valid, bool(beats_due))
+                ctx.set(dut.dma.data.p.last, bool(beats_due) and beats_due[0] == 1)
+                if beats_due and ctx.get(dut.dma.data.ready):
+                    beats_due[0] -= 1
+                    if not beats_due[0]:
+                        beats_due.pop(0)
+                advance = (ctx.get(dut.queues.advance.n)
+                           if ctx.get(dut.queues.advance.valid) else 0)
+                await ctx.tick()
+                head += advance
+                ctx.set(dut.queues.head, head)
+                ctx.set(dut.queues.tail, tail)
+                ctx.set(dut.sq_work, 0b010 if head != tail else 0)
+            ctx.set(dut.io_returned, 0)
+
+        await run(60)
+        assert reads == [8], "the empty engine takes a whole read's worth"
+        await run(40, returns=1)
+        assert reads == [8], "one slot back: no read of one entry"
+        await run(40, returns=FETCH_BATCH - 1)
+        assert reads == [8, FETCH_BATCH]
+        await run(40, returns=2)
+        assert reads == [8, FETCH_BATCH], "3 entries left, room for 2: wait"
+        await run(40, returns=1)
+        assert reads == [8, FETCH_BATCH, 3]
+
+    _bench(testbench, config)

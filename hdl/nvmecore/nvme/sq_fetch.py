@@ -15,7 +15,10 @@ leaves as one :class:`FetchedCommand` per entry.
 once — the admin FIFO (``admin_slots`` entries, ``admin_taken`` gives one back) for SQ 0,
 the I/O engine (``io_slots`` commands, ``io_returned`` gives one back) for the others — so
 the read data of a fetch never waits, and never holds up the reads behind it on the
-shared DMA read port (docs/io-commands.md "Many commands in flight").
+shared DMA read port (docs/io-commands.md "Many commands in flight"). While the I/O
+engine holds :data:`FETCH_BATCH` commands or more, an I/O SQ is fetched only once the
+room for min(:data:`FETCH_BATCH`, its entries waiting) is back, so a busy engine is fed by
+multi-entry reads rather than one read per completion.
 
 A read that fails (error beat), or is outstanding while no data at all moves on the
 shared DMA read port for ``dma_read_timeout`` cycles (``port_moved``: data comes back in
@@ -49,9 +52,12 @@ from ..layouts import Sqe
 from .queue_state import FetchLookup, QueueSetup
 from .sq_arbiter import SqArbiter
 
-__all__ = ["FetchEngine", "FetchedCommand"]
+__all__ = ["FetchEngine", "FetchedCommand", "FETCH_BATCH"]
 
 SQE_BYTES = 64
+#: Entries an I/O SQ's fetch waits to gather room for while the I/O engine is busy (at
+#: most half of ``io_slots``).
+FETCH_BATCH = 4
 
 
 class FetchedCommand(data.StructLayout):
@@ -185,6 +191,24 @@ class FetchEngine(wiring.Component):
         none = Signal()                # nothing may be fetched now: some limit is zero
         m.d.comb += none.eq(Cat(*(limit == 0 for limit in limits)).any())
 
+        # Batching: while the I/O engine holds a batch of commands or more (each gives
+        # its room back as it completes), an I/O SQ is not fetched for less room than
+        # min(batch, entries waiting). Fewer, larger reads: with one read request per
+        # entry, short commands spend a third of RQ's beats on SQ reads. (From the room a
+        # cycle before: room only grows meanwhile, and each slot given back looks at the
+        # SQs again, so the wait never outlasts its reason.)
+        batch = min(FETCH_BATCH, io_slots // 2)
+        bits = (batch - 1).bit_length()
+        in_engine = Signal(range(io_slots + 1))
+        room_low = Signal()             # less than a batch of room, a batch in the engine
+        room_r = Signal(bits)           # ... and that room
+        m.d.comb += in_engine.eq(io_pending + io_held)
+        m.d.sync += [room_low.eq((in_engine > io_slots - batch) & (in_engine >= batch)),
+                     room_r.eq(io_slots - in_engine)]
+        wait_batch = Signal()
+        m.d.comb += wait_batch.eq((sq != 0) & room_low
+                                  & ((available >= batch) | (available[:bits] > room_r)))
+
         req = self.dma.req
         req_cqid = Signal(qw)
         req_head = Signal(16)
@@ -230,7 +254,8 @@ class FetchEngine(wiring.Component):
                 # come back (whether or not fetching stopped meanwhile: the two decisions
                 # are kept apart so that neither lengthens the other's paths).
                 skip = Signal()
-                m.d.comb += skip.eq(none | (self.hold.valid & (qs.cqid == self.hold.qid)))
+                m.d.comb += skip.eq(none | wait_batch
+                                    | (self.hold.valid & (qs.cqid == self.hold.qid)))
                 with m.If(available == 0):
                     # Nothing there (a doorbell that added nothing): its work bit goes.
                     m.d.comb += [qs.empty.valid.eq(1), qs.empty.qid.eq(sq)]
