@@ -105,6 +105,7 @@ class UspReadEngine(wiring.Component):
         m.d.comb += mask.eq(Mux(ext, tags_max - 1, min(32, tags_max) - 1))
         next_tag = Signal(8)                    # tag of the next request
         deliver = Signal(8)                     # tag of the request being delivered
+        deliver1 = Signal(8, init=1)            # (deliver + 1) & mask, kept alongside
         oldest = Signal(8)                      # oldest tag not yet released
         count = Signal(9)                       # requests in [oldest, next)
         todo = Signal(9)                        # requests in [deliver, next)
@@ -152,8 +153,12 @@ class UspReadEngine(wiring.Component):
         # keeps its tag out of use until the IP ends it [PG213 "Tag Management for
         # Non-Posted Transactions": with client tags the IP still tracks every read].
         awaiting = Signal(tags_max)             # own time-out, the IP's verdict not yet in
-        slot_ok = ((count <= mask) & (ext == self.ext_tag_enable) &
-                   ~awaiting.bit_select(next_tag, 1))
+        # awaiting[next_tag], from a register (LUT depth: a 256-way select off the issue
+        # path): computed a cycle ahead for each tag next_tag can become (the same, the
+        # next, or 0 when the tag limit changes), with the updates awaiting takes then.
+        next_held = Signal()
+        next_tag1 = Signal(8, init=1)           # (next_tag + 1) & mask, kept alongside
+        slot_ok = ((count <= mask) & (ext == self.ext_tag_enable) & ~next_held)
         room_ok = ((rows_used + r.beats <= ring_rows) &
                    (hdrs_used + r.hdrs <= self._cpl_headers))
         offered = Signal()                      # tlp.valid held until taken (stream rules)
@@ -174,12 +179,13 @@ class UspReadEngine(wiring.Component):
         ]
         take_room = issue & ~r.bad
         with m.If(issue):
-            m.d.sync += next_tag.eq((next_tag + 1) & mask)
+            m.d.sync += [next_tag.eq(next_tag1), next_tag1.eq((next_tag1 + 1) & mask)]
             with m.If(~r.bad):
                 m.d.sync += wr_row.eq(wr_row + r.beats)
-        with m.If((count == 0) & (ext != self.ext_tag_enable) & ~offered):
-            m.d.sync += [ext.eq(self.ext_tag_enable), next_tag.eq(0), deliver.eq(0),
-                         oldest.eq(0)]
+        restart = (count == 0) & (ext != self.ext_tag_enable) & ~offered
+        with m.If(restart):
+            m.d.sync += [ext.eq(self.ext_tag_enable), next_tag.eq(0), next_tag1.eq(1),
+                         deliver.eq(0), deliver1.eq(1), oldest.eq(0)]
 
         # -- Reorder ring: one memory per DWORD lane ---------------------------------------
         timeout_q = Signal()                    # the backstop gave up a request
@@ -221,7 +227,12 @@ class UspReadEngine(wiring.Component):
         # -- Delivery of the oldest request ------------------------------------------------
         cur = cur_rd.data
         m.d.comb += cur_rd.addr.eq(deliver)
-        cur_done = done.bit_select(deliver, 1)
+        # done[deliver] and failed[deliver] from registers (LUT depth: 256-way selects off
+        # the delivery path), computed a cycle ahead for deliver and the tag after it.
+        moved_on = Signal()                     # deliver moved to deliver1 at the last edge
+        done_cur, done_nxt, failed_cur, failed_nxt = Signal(), Signal(), Signal(), Signal()
+        cur_done = Mux(moved_on, done_nxt, done_cur)
+        cur_failed = Mux(moved_on, failed_nxt, failed_cur)
         complete = (todo != 0) & cur_done
         # The backstop's decision is a register: the request being delivered ran out of
         # time a cycle ago (and is still that request, still not done).
@@ -252,14 +263,14 @@ class UspReadEngine(wiring.Component):
             with m.If(complete):
                 m.d.sync += [
                     out_tag.eq(cur.core_tag), out_last.eq(last),
-                    out_error.eq(Mux(beat == 0, failed.bit_select(deliver, 1), out_error)),
+                    out_error.eq(Mux(beat == 0, cur_failed, out_error)),
                 ]
                 with m.If(~cur.bad):
                     m.d.sync += rd_row.eq(rd_row + 1)
                 with m.If(last):
                     m.d.comb += pushed_last.eq(1)
                     m.d.sync += [
-                        beat.eq(0), deliver.eq((deliver + 1) & mask),
+                        beat.eq(0), deliver.eq(deliver1), deliver1.eq((deliver1 + 1) & mask),
                         out_rows.eq(Mux(cur.bad, 0, cur.beats)),
                         out_hdrs.eq(Mux(cur.bad, 0, cur.hdrs)),
                     ]
@@ -298,5 +309,31 @@ class UspReadEngine(wiring.Component):
             failed.eq((failed & ~issued) | bad_issued | timed_out |
                       Mux(event.failed, ev, 0)),
         ]
+
+        def held_after(tag):
+            """awaiting[tag] as it will be next cycle."""
+            return ((awaiting.bit_select(tag, 1) | (to_q & (to_tag == tag))) &
+                    ~(event.valid & event.done & (event.tag == tag)))
+
+        def after(state, tag, events):
+            """``state[tag]`` (done or failed) as it will be next cycle (``events``: the
+            parser's event bit that sets it)."""
+            return ((state.bit_select(tag, 1) & ~(issue & (next_tag == tag))) |
+                    (bad_q & (bad_tag == tag)) | (to_q & (to_tag == tag)) |
+                    (event.valid & events & (event.tag == tag)))
+
+        m.d.sync += [
+            moved_on.eq(pushed_last),
+            done_cur.eq(after(done, deliver, event.done)),
+            done_nxt.eq(after(done, deliver1, event.done)),
+            failed_cur.eq(after(failed, deliver, event.failed)),
+            failed_nxt.eq(after(failed, deliver1, event.failed)),
+        ]
+        with m.If(restart):
+            m.d.sync += next_held.eq(held_after(0))
+        with m.Elif(issue):
+            m.d.sync += next_held.eq(held_after(next_tag1))
+        with m.Else():
+            m.d.sync += next_held.eq(held_after(next_tag))
         m.d.comb += self.idle.eq((count == 0) & ~r_valid)
         return m
