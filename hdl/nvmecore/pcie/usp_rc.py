@@ -249,16 +249,22 @@ class UspRcParser(wiring.Component):
         s2_data = Signal(width)
         take = [Signal(name=f"take{j}") for j in range(P + 1)]
 
+        # (computed outside the If: ``move`` is the registers' enable only, not an input
+        # of the rotation logic)
+        shaped = []
+        for j, slot in enumerate(slots):
+            lanes, rot, banks = Signal(L, name=f"lanes{j}"), Signal(lb), Signal(L)
+            event = slot.active & slot.ends & slot.live
+            m.d.comb += [
+                lanes.eq(Cat(_lane_in(slot, i, L) for i in range(L))),
+                rot.eq(slot.addr[:lb] - slot.first),             # lane + rot = bank
+                banks.eq((Cat(lanes, lanes) << rot)[L:]),
+            ]
+            shaped.append((lanes, rot, banks, event))
         with m.If(move):
             m.d.sync += s2_data.eq(s1_data)
-            for j, (slot, piece) in enumerate(zip(slots, pieces, strict=True)):
-                lanes, rot, banks = Signal(L, name=f"lanes{j}"), Signal(lb), Signal(L)
-                event = slot.active & slot.ends & slot.live
-                m.d.comb += [
-                    lanes.eq(Cat(_lane_in(slot, i, L) for i in range(L))),
-                    rot.eq(slot.addr[:lb] - slot.first),             # lane + rot = bank
-                    banks.eq((Cat(lanes, lanes) << rot)[L:]),
-                ]
+            for slot, piece, (lanes, rot, banks, event) in zip(slots, pieces, shaped,
+                                                                strict=True):
                 m.d.sync += [
                     piece.pending.eq(lanes.any() | event),
                     piece.banks.eq(banks), piece.rot.eq(rot),
