@@ -178,9 +178,20 @@ class UspCompleter(wiring.Component):
         cc_last = cc_left <= lanes
 
         mem_read = (req.req_type == ReqType.MEM_READ) | (req.req_type == ReqType.MEM_READ_LOCKED)
-        # (a zero-length read counts 4 - 0 - 3 = 1, as the table wants)
-        be_bytes = (ndw * 4 - _first_byte(first_be)
-                    - _bytes_after_last(Mux(ndw == 1, first_be, last_be)))
+
+        def byte_count(req_type, ndw, first_be, last_be):
+            """[PCIe 4.0 §2.2.9, §2.3.1.1] the completion's byte count: the bytes the
+            enables cover for memory reads (a zero-length read counts 4 - 0 - 3 = 1, as
+            the table wants), the operand size for AtomicOps, 4 for everything else."""
+            reads = (req_type == ReqType.MEM_READ) | (req_type == ReqType.MEM_READ_LOCKED)
+            be_bytes = (ndw * 4 - _first_byte(first_be)
+                        - _bytes_after_last(Mux(ndw == 1, first_be, last_be)))
+            return Mux(reads, be_bytes,
+                       Mux((req_type == ReqType.MEM_FETCH_ADD) | (req_type == ReqType.MEM_SWAP),
+                           ndw * 4, Mux(req_type == ReqType.MEM_CAS, ndw * 2, 4)))
+
+        # loaded with the request (250 MHz: no subtraction chain before CC's data)
+        cpl_bytes = Signal(13)
         desc = Signal(CcDescriptor)
         m.d.comb += [
             # [PCIe 4.0 §2.2.9] memory read completions (UR ones too) carry the address of
@@ -188,13 +199,7 @@ class UspCompleter(wiring.Component):
             desc.lower_address.eq(Mux(mem_read, Cat(_first_byte(first_be)[:2], req.addr[:5]),
                                       0)),
             desc.at.eq(req.at),
-            # [PCIe 4.0 §2.2.9, §2.3.1.1] byte count: the bytes the enables cover for memory
-            # reads, the operand size for AtomicOps, 4 for everything else.
-            desc.byte_count.eq(
-                Mux(mem_read, be_bytes,
-                    Mux((req.req_type == ReqType.MEM_FETCH_ADD) |
-                        (req.req_type == ReqType.MEM_SWAP), ndw * 4,
-                        Mux(req.req_type == ReqType.MEM_CAS, ndw * 2, 4)))),
+            desc.byte_count.eq(cpl_bytes),
             # [PG213 CC descriptor] set for a completion to a locked read, 0 otherwise.
             desc.locked_read.eq(req.req_type == ReqType.MEM_READ_LOCKED),
             desc.dword_count.eq(Mux(status == CplStatus.SC, ndw, 0)),
@@ -263,6 +268,8 @@ class UspCompleter(wiring.Component):
                         rd_last.eq((desc_in.addr[0] + ndw_in - 1) >> 1),
                         rbuf[:64].eq(0),
                         cc_left.eq(CC_DESC_DW + ndw_in),
+                        cpl_bytes.eq(byte_count(desc_in.req_type, ndw_in,
+                                                cq.tuser.first_be[:4], cq.tuser.last_be[:4])),
                     ]
                     load_qword(2 - desc_in.addr[0], ndw_in, cq.tuser.first_be[:4],
                                cq.tuser.last_be[:4])
