@@ -109,8 +109,10 @@ class UspReadEngine(wiring.Component):
         oldest = Signal(8)                      # oldest tag not yet released
         count = Signal(9)                       # requests in [oldest, next)
         todo = Signal(9)                        # requests in [deliver, next)
-        rows_used = Signal(row_bits + 1)
-        hdrs_used = Signal(range(self._cpl_headers + 1))
+        # free ring rows and completion headers (kept as what is free, not what is used: a
+        # comparison, no addition, before the issue decision)
+        rows_free = Signal(row_bits + 1, init=ring_rows)
+        hdrs_free = Signal(range(self._cpl_headers + 1), init=self._cpl_headers)
         wr_row = Signal(row_bits)               # ring allocation pointer
         rd_row = Signal(row_bits)               # ring delivery pointer
         done = Signal(tags_max)                 # request complete (data in, failed or timed out)
@@ -159,8 +161,7 @@ class UspReadEngine(wiring.Component):
         next_held = Signal()
         next_tag1 = Signal(8, init=1)           # (next_tag + 1) & mask, kept alongside
         slot_ok = ((count <= mask) & (ext == self.ext_tag_enable) & ~next_held)
-        room_ok = ((rows_used + r.beats <= ring_rows) &
-                   (hdrs_used + r.hdrs <= self._cpl_headers))
+        room_ok = (r.beats <= rows_free) & (r.hdrs <= hdrs_free)
         offered = Signal()                      # tlp.valid held until taken (stream rules)
         m.d.comb += [
             self.tlp.valid.eq(r_valid & ~r.bad & ((slot_ok & room_ok) | offered)),
@@ -210,15 +211,15 @@ class UspReadEngine(wiring.Component):
             ring_data.append(rd.data)
 
         # The parser's questions, one per TLP that may start in a beat: a tag is outstanding
-        # while in the window [oldest, next) and not complete.
+        # while in the window [oldest, next) and not complete, or awaiting. ``live`` keeps
+        # that per tag (set when the tag is issued, cleared when its request completes,
+        # except by the backstop, which makes it awaiting): one 256-way select per question.
+        live = Signal(tags_max)
         for look in parser.lookup:
             rc_rd = rc_table.read_port(domain="comb")
-            offset = Signal(8)
             held = awaiting.bit_select(look.tag, 1)
             m.d.comb += [
-                offset.eq(look.tag - oldest),
-                look.live.eq((((look.tag & ~mask) == 0) & ((offset & mask) < count) &
-                              ~done.bit_select(look.tag, 1)) | held),
+                look.live.eq(live.bit_select(look.tag, 1)),
                 look.discard.eq(held),
                 rc_rd.addr.eq(look.tag), look.row.eq(rc_rd.data.row),
                 look.dwords.eq(rc_rd.data.dwords),
@@ -283,8 +284,8 @@ class UspReadEngine(wiring.Component):
         m.d.sync += [
             count.eq(count + issue - release),
             todo.eq(todo + issue - pushed_last),
-            rows_used.eq(rows_used + Mux(take_room, r.beats, 0) - Mux(release, out_rows, 0)),
-            hdrs_used.eq(hdrs_used + Mux(take_room, r.hdrs, 0) - Mux(release, out_hdrs, 0)),
+            rows_free.eq(rows_free - Mux(take_room, r.beats, 0) + Mux(release, out_rows, 0)),
+            hdrs_free.eq(hdrs_free - Mux(take_room, r.hdrs, 0) + Mux(release, out_hdrs, 0)),
         ]
 
         # -- Per-tag state: cleared when a tag is issued, set by the parser and by time-outs --
@@ -308,6 +309,7 @@ class UspReadEngine(wiring.Component):
             done.eq((done & ~issued) | bad_issued | timed_out | Mux(event.done, ev, 0)),
             failed.eq((failed & ~issued) | bad_issued | timed_out |
                       Mux(event.failed, ev, 0)),
+            live.eq((live | issued) & ~bad_issued & ~Mux(event.done, ev, 0)),
         ]
 
         def held_after(tag):
