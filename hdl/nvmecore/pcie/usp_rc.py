@@ -162,13 +162,20 @@ class UspRcParser(wiring.Component):
             d = Signal(RcDescriptor, name=f"ldesc{k}")
             m.d.comb += [d.eq(s0_data.word_select(f_seg[k], 32 * SEGMENT_DW)[:96]),
                          self.lookup[k].tag.eq(d.tag)]
+            # ``off``: where this completion's first DWORD sits in its request (request
+            # length − byte count in DWORDs, modulo the ring), and ``too_long`` (its byte
+            # count is beyond its request), both computed here (LUT depth: S1 adds the
+            # request's row only)
             answer = Signal(data.StructLayout({
-                "live": 1, "discard": 1, "row": self._row_bits, "dwords": 11}), name=f"ans{k}")
+                "live": 1, "discard": 1, "row": self._row_bits, "off": addr_bits,
+                "too_long": 1}), name=f"ans{k}")
             answers.append(answer)
             with m.If(move0):
                 look = self.lookup[k]
                 m.d.sync += [answer.live.eq(look.live), answer.discard.eq(look.discard),
-                             answer.row.eq(look.row), answer.dwords.eq(look.dwords)]
+                             answer.row.eq(look.row),
+                             answer.off.eq(look.dwords - d.byte_count[2:]),
+                             answer.too_long.eq(d.byte_count[2:] > look.dwords)]
         open_after = frame_open             # the last active slot of the beat does not end
         for j in range(P + 1):
             active = frame_open if j == 0 else f_sop[j - 1]
@@ -210,10 +217,10 @@ class UspRcParser(wiring.Component):
                 slot.active.eq(sop_valid[k]), slot.ends.eq(ends),
                 slot.first.eq((sop_seg[k] << 2) + 3),
                 slot.last.eq(Mux(ends, Mux(s1_open, eop_lane[k + 1], eop_lane[k]), L - 1)),
-                slot.addr.eq((look.row << lb) + look.dwords - bc_dw),
+                slot.addr.eq((look.row << lb) + look.off),
                 slot.failed.eq((desc.error_code != RcErrorCode.NORMAL) |
                                (desc.status != CplStatus.SC) | desc.poisoned |
-                               (bc_dw > look.dwords) | (desc.dword_count > bc_dw)),
+                               look.too_long | (desc.dword_count > bc_dw)),
                 slot.write.eq(look.live & ~look.discard & ~slot.failed),
                 slot.live.eq(look.live),
                 slot.tag.eq(desc.tag), slot.done.eq(desc.request_done),
@@ -229,7 +236,7 @@ class UspRcParser(wiring.Component):
             with m.If(sop_valid[k] & look.live & ~look.discard):
                 with m.If((code == RcErrorCode.BAD_LENGTH) | (code == RcErrorCode.MISMATCH) |
                           (code == RcErrorCode.BAD_ADDRESS) | (code == RcErrorCode.TIMEOUT) |
-                          (bc_dw > look.dwords) | (desc.dword_count > bc_dw)):
+                          look.too_long | (desc.dword_count > bc_dw)):
                     m.d.comb += uncor.eq(1)
                 with m.Elif(desc.poisoned | (desc.status != CplStatus.SC) |
                             (code != RcErrorCode.NORMAL)):
@@ -261,8 +268,15 @@ class UspRcParser(wiring.Component):
                 banks.eq((Cat(lanes, lanes) << rot)[L:]),
             ]
             shaped.append((lanes, rot, banks, event))
+        # Which pieces of the beat would clash (share a bank or the event port), decided as
+        # they are loaded (LUT depth: S2 then combines registered bits with ``pending``).
+        n = len(pieces)
+        conflict = {(i, k): Signal(name=f"conflict{i}_{k}") for k in range(n) for i in range(k)}
         with m.If(move):
             m.d.sync += s2_data.eq(s1_data)
+            for (i, k), c in conflict.items():
+                (_, _, bi, ei), (_, _, bk, ek) = shaped[i], shaped[k]
+                m.d.sync += c.eq((bi & bk).any() | (ei & ek))
             for slot, piece, (lanes, rot, banks, event) in zip(slots, pieces, shaped,
                                                                 strict=True):
                 m.d.sync += [
@@ -295,15 +309,12 @@ class UspRcParser(wiring.Component):
         # event port) with them. Pieces still pending always follow the ones written, so
         # this is a flat function of the pairwise clashes between pending pieces, not a
         # chain through the pieces (LUT depth at 512 bits).
-        n = len(pieces)
         blocked = []                    # piece k clashes with an earlier pending piece
         for k in range(n):
             clashes = []
             for i in range(k):
                 c = Signal(name=f"clash{i}_{k}")
-                pi, pk = pieces[i], pieces[k]
-                m.d.comb += c.eq(pi.pending & pk.pending &
-                                 ((pi.banks & pk.banks).any() | (pi.event & pk.event)))
+                m.d.comb += c.eq(pieces[i].pending & pieces[k].pending & conflict[(i, k)])
                 clashes.append(c)
             b_k = Signal(name=f"blocked{k}")
             m.d.comb += b_k.eq(Cat(clashes).any() if clashes else 0)
