@@ -297,11 +297,16 @@ class UspReadEngine(wiring.Component):
         # A request not sent and a backstop time-out mark their tag a cycle later, from a
         # register (LUT depth: the per-tag decode is off the issue and delivery paths).
         event = parser.event
-        bad_q, bad_tag, to_q, to_tag = Signal(), Signal(8), Signal(), Signal(8)
-        m.d.sync += [bad_q.eq(issue & r.bad), bad_tag.eq(next_tag),
+        # An issued tag is marked (live, not done, not failed) a cycle later too; a
+        # completion for it cannot be looked up that soon (its TLP has yet to pass the
+        # requester's and the hard IP's registers), and delivery reads done and failed
+        # through after(), which counts the issue at once.
+        issue_q = Signal()
+        bad_q, issued_tag, to_q, to_tag = Signal(), Signal(8), Signal(), Signal(8)
+        m.d.sync += [issue_q.eq(issue), bad_q.eq(issue & r.bad), issued_tag.eq(next_tag),
                      to_q.eq(timeout), to_tag.eq(deliver)]
-        issued = onehot(issue, next_tag)
-        bad_issued = onehot(bad_q, bad_tag)
+        issued = onehot(issue_q, issued_tag)
+        bad_issued = onehot(bad_q, issued_tag)
         timed_out = onehot(to_q, to_tag)
         ev = onehot(event.valid, event.tag)
         m.d.sync += [
@@ -320,8 +325,9 @@ class UspReadEngine(wiring.Component):
         def after(state, tag, events):
             """``state[tag]`` (done or failed) as it will be next cycle (``events``: the
             parser's event bit that sets it)."""
-            return ((state.bit_select(tag, 1) & ~(issue & (next_tag == tag))) |
-                    (bad_q & (bad_tag == tag)) | (to_q & (to_tag == tag)) |
+            return ((state.bit_select(tag, 1) & ~(issue & (next_tag == tag)) &
+                     ~(issue_q & (issued_tag == tag))) |
+                    (bad_q & (issued_tag == tag)) | (to_q & (to_tag == tag)) |
                     (event.valid & events & (event.tag == tag)))
 
         m.d.sync += [
