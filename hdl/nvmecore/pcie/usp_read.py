@@ -121,7 +121,7 @@ class UspReadEngine(wiring.Component):
         m.d.sync += now.eq(now + 1)
 
         req_entry = data.StructLayout({
-            "core_tag": 8, "beats": beat_bits, "bad": 1, "hdrs": 7, "issued": time_bits})
+            "core_tag": 8, "last_beat": beat_bits, "bad": 1, "hdrs": 7, "issued": time_bits})
         rc_entry = data.StructLayout({"row": row_bits, "dwords": 11})
         m.submodules.req_table = req_table = memory.Memory(
             shape=req_entry, depth=tags_max, init=[])
@@ -133,7 +133,8 @@ class UspReadEngine(wiring.Component):
         # -- Request checks, registered ---------------------------------------------------
         r_valid = Signal()
         r = Signal(data.StructLayout({
-            "addr": 64, "dwords": 11, "core_tag": 8, "bad": 1, "beats": beat_bits, "hdrs": 7}))
+            "addr": 64, "dwords": 11, "core_tag": 8, "bad": 1, "beats": beat_bits,
+            "last_beat": beat_bits, "hdrs": 7}))
         p = self.req.payload
         mrrs = Mux(self.max_read_request_size > 5, 5, self.max_read_request_size)
         bad = ((p.addr[:2] != 0) | (p.length[:2] != 0) | (p.length == 0) |
@@ -147,6 +148,8 @@ class UspReadEngine(wiring.Component):
                 r.addr.eq(p.addr), r.dwords.eq(p.length[2:]), r.core_tag.eq(p.tag),
                 r.bad.eq(bad),
                 r.beats.eq(Mux(p.length == 0, 1, (p.length + (1 << beat_log) - 1) >> beat_log)),
+                # beats - 1, kept for delivery (an equality, no subtraction, finds its end)
+                r.last_beat.eq(Mux(p.length == 0, 0, (p.length - 1) >> beat_log)),
                 r.hdrs.eq((p.addr[:6] + p.length + RCB - 1) >> 6),
             ]
 
@@ -173,7 +176,7 @@ class UspReadEngine(wiring.Component):
         m.d.sync += offered.eq(self.tlp.valid & ~self.tlp.ready)
         m.d.comb += [
             req_wr.en.eq(issue), req_wr.addr.eq(next_tag),
-            req_wr.data.core_tag.eq(r.core_tag), req_wr.data.beats.eq(r.beats),
+            req_wr.data.core_tag.eq(r.core_tag), req_wr.data.last_beat.eq(r.last_beat),
             req_wr.data.bad.eq(r.bad), req_wr.data.hdrs.eq(r.hdrs), req_wr.data.issued.eq(now),
             rc_wr.en.eq(issue), rc_wr.addr.eq(next_tag),
             rc_wr.data.row.eq(wr_row), rc_wr.data.dwords.eq(r.dwords),
@@ -248,7 +251,7 @@ class UspReadEngine(wiring.Component):
         ]
         m.d.comb += timeout.eq(expired & (expired_tag == deliver) & (todo != 0) & ~cur_done)
         beat = Signal(beat_bits)
-        last = beat == cur.beats - 1
+        last = beat == cur.last_beat
         out_tag, out_last, out_error = Signal(8), Signal(), Signal()
         out_rows, out_hdrs = Signal(beat_bits), Signal(7)   # released with the last beat
         m.d.comb += [
@@ -272,7 +275,7 @@ class UspReadEngine(wiring.Component):
                     m.d.comb += pushed_last.eq(1)
                     m.d.sync += [
                         beat.eq(0), deliver.eq(deliver1), deliver1.eq((deliver1 + 1) & mask),
-                        out_rows.eq(Mux(cur.bad, 0, cur.beats)),
+                        out_rows.eq(Mux(cur.bad, 0, cur.last_beat + 1)),
                         out_hdrs.eq(Mux(cur.bad, 0, cur.hdrs)),
                     ]
                 with m.Else():
