@@ -161,7 +161,9 @@ class UspReadEngine(wiring.Component):
         # awaiting[next_tag], from a register (LUT depth: a 256-way select off the issue
         # path): computed a cycle ahead for each tag next_tag can become (the same, the
         # next, or 0 when the tag limit changes), with the updates awaiting takes then.
-        next_held = Signal()
+        held_same, held_next, held_zero = Signal(), Signal(), Signal()
+        issue_q, restart_q = Signal(), Signal()     # what next_tag did at the last edge
+        next_held = Mux(restart_q, held_zero, Mux(issue_q, held_next, held_same))
         next_tag1 = Signal(8, init=1)           # (next_tag + 1) & mask, kept alongside
         slot_ok = ((count <= mask) & (ext == self.ext_tag_enable) & ~next_held)
         room_ok = (r.beats <= rows_free) & (r.hdrs <= hdrs_free)
@@ -304,7 +306,6 @@ class UspReadEngine(wiring.Component):
         # completion for it cannot be looked up that soon (its TLP has yet to pass the
         # requester's and the hard IP's registers), and delivery reads done and failed
         # through after(), which counts the issue at once.
-        issue_q = Signal()
         bad_q, issued_tag, to_q, to_tag = Signal(), Signal(8), Signal(), Signal(8)
         m.d.sync += [issue_q.eq(issue), bad_q.eq(issue & r.bad), issued_tag.eq(next_tag),
                      to_q.eq(timeout), to_tag.eq(deliver)]
@@ -340,11 +341,7 @@ class UspReadEngine(wiring.Component):
             failed_cur.eq(after(failed, deliver, event.failed)),
             failed_nxt.eq(after(failed, deliver1, event.failed)),
         ]
-        with m.If(restart):
-            m.d.sync += next_held.eq(held_after(0))
-        with m.Elif(issue):
-            m.d.sync += next_held.eq(held_after(next_tag1))
-        with m.Else():
-            m.d.sync += next_held.eq(held_after(next_tag))
+        m.d.sync += [held_zero.eq(held_after(0)), held_next.eq(held_after(next_tag1)),
+                     held_same.eq(held_after(next_tag)), restart_q.eq(restart)]
         m.d.comb += self.idle.eq((count == 0) & ~r_valid)
         return m
