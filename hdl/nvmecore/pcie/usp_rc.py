@@ -14,18 +14,20 @@ Four stages:
   it (``lookup``, asked as the beat enters SL): is the tag outstanding, where is its
   request in the ring, how long is it. Which TLP a beat leaves open (where the next
   beat's TLPs start at 256 bits) follows from ``is_sop``/``is_eop`` alone and is tracked
-  here.
+  here. What S1 needs that does not depend on the ring row is computed here too and
+  registered with the answers (LUT depth): each slot's lanes, each completion's offset in
+  its request, its lane-to-bank rotation and whether it failed.
 - **S1** (combinational on SL) cuts the beat into *pieces*: slot 0 is the TLP that
   continues from the previous beat, slot k+1 the k-th TLP starting in this beat. Payload
   DWORD i of a completion goes to request DWORD (request length − byte_count) + i
   [PCIe 4.0 §2.2.9: byte count is what remains, this completion included]. A piece
   becomes a bank mask, a rotation (lane → bank) and a start row.
-- **S2** writes the pieces to the banks. Pieces of one beat usually land on different
-  banks and go in one cycle; where two would write the same bank, the later one waits a
-  cycle (and RC with it). Pieces are written in order, and a completion's event (request
-  done, request failed) is reported (from a register) the cycle after its last piece is
-  written, at most one event a cycle; so a request is never seen done before its data is
-  in the ring.
+- **S2** writes the pieces to the banks (which pieces clash is registered with them).
+  Pieces of one beat usually land on different banks and go in one cycle; where two
+  would write the same bank, the later one waits a cycle (and RC with it). Pieces are
+  written in order, and a completion's event (request done, request failed) is reported
+  (from a register) the cycle after its last piece is written, at most one event a
+  cycle; so a request is never seen done before its data is in the ring.
 
 A completion for a tag that is not outstanding is dropped and pulses ``unexpected``; so
 is any completion after the one that ended its request, once the engine has seen that
