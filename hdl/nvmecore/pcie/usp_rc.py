@@ -14,18 +14,20 @@ Four stages:
   it (``lookup``, asked as the beat enters SL): is the tag outstanding, where is its
   request in the ring, how long is it. Which TLP a beat leaves open (where the next
   beat's TLPs start at 256 bits) follows from ``is_sop``/``is_eop`` alone and is tracked
-  here.
+  here. What S1 needs that does not depend on the ring row is computed here too and
+  registered with the answers (LUT depth): each slot's lanes, each completion's offset in
+  its request, its lane-to-bank rotation and whether it failed.
 - **S1** (combinational on SL) cuts the beat into *pieces*: slot 0 is the TLP that
   continues from the previous beat, slot k+1 the k-th TLP starting in this beat. Payload
   DWORD i of a completion goes to request DWORD (request length − byte_count) + i
   [PCIe 4.0 §2.2.9: byte count is what remains, this completion included]. A piece
   becomes a bank mask, a rotation (lane → bank) and a start row.
-- **S2** writes the pieces to the banks. Pieces of one beat usually land on different
-  banks and go in one cycle; where two would write the same bank, the later one waits a
-  cycle (and RC with it). Pieces are written in order, and a completion's event (request
-  done, request failed) is reported (from a register) the cycle after its last piece is
-  written, at most one event a cycle; so a request is never seen done before its data is
-  in the ring.
+- **S2** writes the pieces to the banks (which pieces clash is registered with them).
+  Pieces of one beat usually land on different banks and go in one cycle; where two
+  would write the same bank, the later one waits a cycle (and RC with it). Pieces are
+  written in order, and a completion's event (request done, request failed) is reported
+  (from a register) the cycle after its last piece is written, at most one event a
+  cycle; so a request is never seen done before its data is in the ring.
 
 A completion for a tag that is not outstanding is dropped and pulses ``unexpected``; so
 is any completion after the one that ended its request, once the engine has seen that
@@ -153,7 +155,7 @@ class UspRcParser(wiring.Component):
         # SL; the answers wait in registers for S1 (LUT depth: the lookup and the ring
         # arithmetic are in different stages).
         frame_open = Signal()               # a TLP continues past the beats taken into SL
-        f_sop, f_seg, f_eop, _ = framing(s0_user, frame_open)
+        f_sop, f_seg, f_eop, f_lane = framing(s0_user, frame_open)
         s1_data = Signal(width)
         s1_user = Signal(rc.tuser.shape())
         s1_open = Signal()                  # a TLP continues into SL's beat
@@ -162,17 +164,47 @@ class UspRcParser(wiring.Component):
             d = Signal(RcDescriptor, name=f"ldesc{k}")
             m.d.comb += [d.eq(s0_data.word_select(f_seg[k], 32 * SEGMENT_DW)[:96]),
                          self.lookup[k].tag.eq(d.tag)]
+            # ``off``: where this completion's first DWORD sits in its request (request
+            # length − byte count in DWORDs, modulo the ring); ``rot``: its lane-to-bank
+            # rotation; ``failed`` and the length checks: all computed here (LUT depth: S1
+            # adds the request's row and rotates lane masks only)
             answer = Signal(data.StructLayout({
-                "live": 1, "discard": 1, "row": self._row_bits, "dwords": 11}), name=f"ans{k}")
+                "live": 1, "discard": 1, "row": self._row_bits, "off": addr_bits,
+                "rot": lb, "too_long": 1, "bad_count": 1, "failed": 1}), name=f"ans{k}")
             answers.append(answer)
             with m.If(move0):
                 look = self.lookup[k]
+                bc = d.byte_count[2:]
+                too_long, bad_count = bc > look.dwords, d.dword_count > bc
                 m.d.sync += [answer.live.eq(look.live), answer.discard.eq(look.discard),
-                             answer.row.eq(look.row), answer.dwords.eq(look.dwords)]
+                             answer.row.eq(look.row),
+                             answer.off.eq(look.dwords - bc),
+                             answer.rot.eq(look.dwords - bc - ((f_seg[k] << 2) + 3)),
+                             answer.too_long.eq(too_long), answer.bad_count.eq(bad_count),
+                             answer.failed.eq((d.error_code != RcErrorCode.NORMAL) |
+                                              (d.status != CplStatus.SC) | d.poisoned |
+                                              too_long | bad_count)]
+        # Each slot's framing (see S1), registered for S1: active, ends here, first and last
+        # payload lane, and the lanes between them.
+        frame_layout = data.StructLayout({"active": 1, "ends": 1, "first": lb, "last": lb,
+                                          "mask": L})
+        frames = [Signal(frame_layout, name=f"frame{j}") for j in range(P + 1)]
         open_after = frame_open             # the last active slot of the beat does not end
-        for j in range(P + 1):
-            active = frame_open if j == 0 else f_sop[j - 1]
-            ends = f_eop[0] if j == 0 else Mux(frame_open, f_eop[j], f_eop[j - 1])
+        for j, frame in enumerate(frames):
+            if j == 0:
+                active, ends, first = frame_open, f_eop[0], Const(0, lb)
+                last = Mux(ends, f_lane[0], L - 1)
+            else:
+                active = f_sop[j - 1]
+                ends = Mux(frame_open, f_eop[j], f_eop[j - 1])
+                first = (f_seg[j - 1] << 2) + 3
+                last = Mux(ends, Mux(frame_open, f_lane[j], f_lane[j - 1]), L - 1)
+            fr = Signal(frame_layout, name=f"fr{j}")
+            m.d.comb += [fr.active.eq(active), fr.ends.eq(ends), fr.first.eq(first),
+                         fr.last.eq(last)]
+            m.d.comb += fr.mask.eq(Cat(_lane_in(fr, i, L) for i in range(L)))
+            with m.If(move0):
+                m.d.sync += frame.eq(fr)
             open_after = Mux(active, ~ends, open_after)
         with m.If(move0):
             m.d.sync += [s1_data.eq(s0_data), s1_user.eq(s0_user), s1_open.eq(frame_open),
@@ -184,7 +216,7 @@ class UspRcParser(wiring.Component):
 
         # -- S1: pieces ----------------------------------------------------------------------
         op = Signal(_Open)
-        sop_valid, sop_seg, eop_valid, eop_lane = framing(s1_user, s1_open)
+        sop_valid, sop_seg, _, _ = framing(s1_user, s1_open)   # (the rest is in frames)
 
         # Each slot: active, ends here, first/last payload lane, ring address of the first
         # payload DWORD, payload written?, and the event fields.
@@ -193,9 +225,11 @@ class UspRcParser(wiring.Component):
             "write": 1, "live": 1, "tag": 8, "done": 1, "failed": 1,
         })
         slots = [Signal(slot_layout, name=f"slot{j}") for j in range(P + 1)]
+        for slot, frame in zip(slots, frames, strict=True):
+            m.d.comb += [slot.active.eq(frame.active), slot.ends.eq(frame.ends),
+                         slot.first.eq(frame.first), slot.last.eq(frame.last)]
+        rots = [op.addr[:lb]] + [a.rot for a in answers]     # lane + rot = bank
         m.d.comb += [
-            slots[0].active.eq(s1_open), slots[0].ends.eq(eop_valid[0]),
-            slots[0].first.eq(0), slots[0].last.eq(Mux(eop_valid[0], eop_lane[0], L - 1)),
             slots[0].addr.eq(op.addr), slots[0].write.eq(op.write), slots[0].live.eq(op.live),
             slots[0].tag.eq(op.tag), slots[0].done.eq(op.done), slots[0].failed.eq(op.failed),
         ]
@@ -204,16 +238,9 @@ class UspRcParser(wiring.Component):
             desc = Signal(RcDescriptor, name=f"desc{k}")
             m.d.comb += desc.eq(s1_data.word_select(sop_seg[k], 32 * SEGMENT_DW)[:96])
             look = answers[k]
-            bc_dw = desc.byte_count[2:]
-            ends = Mux(s1_open, eop_valid[k + 1], eop_valid[k])
             m.d.comb += [
-                slot.active.eq(sop_valid[k]), slot.ends.eq(ends),
-                slot.first.eq((sop_seg[k] << 2) + 3),
-                slot.last.eq(Mux(ends, Mux(s1_open, eop_lane[k + 1], eop_lane[k]), L - 1)),
-                slot.addr.eq((look.row << lb) + look.dwords - bc_dw),
-                slot.failed.eq((desc.error_code != RcErrorCode.NORMAL) |
-                               (desc.status != CplStatus.SC) | desc.poisoned |
-                               (bc_dw > look.dwords) | (desc.dword_count > bc_dw)),
+                slot.addr.eq((look.row << lb) + look.off),
+                slot.failed.eq(look.failed),
                 slot.write.eq(look.live & ~look.discard & ~slot.failed),
                 slot.live.eq(look.live),
                 slot.tag.eq(desc.tag), slot.done.eq(desc.request_done),
@@ -229,7 +256,7 @@ class UspRcParser(wiring.Component):
             with m.If(sop_valid[k] & look.live & ~look.discard):
                 with m.If((code == RcErrorCode.BAD_LENGTH) | (code == RcErrorCode.MISMATCH) |
                           (code == RcErrorCode.BAD_ADDRESS) | (code == RcErrorCode.TIMEOUT) |
-                          (bc_dw > look.dwords) | (desc.dword_count > bc_dw)):
+                          look.too_long | look.bad_count):
                     m.d.comb += uncor.eq(1)
                 with m.Elif(desc.poisoned | (desc.status != CplStatus.SC) |
                             (code != RcErrorCode.NORMAL)):
@@ -249,16 +276,30 @@ class UspRcParser(wiring.Component):
         s2_data = Signal(width)
         take = [Signal(name=f"take{j}") for j in range(P + 1)]
 
+        # (computed outside the If: ``move`` is the registers' enable only, not an input
+        # of the rotation logic)
+        shaped = []
+        for j, (slot, frame) in enumerate(zip(slots, frames, strict=True)):
+            lanes, rot, banks = Signal(L, name=f"lanes{j}"), Signal(lb), Signal(L)
+            event = slot.active & slot.ends & slot.live
+            write = slot.write.replicate(L)
+            m.d.comb += [
+                lanes.eq(frame.mask & write),
+                rot.eq(rots[j]),
+                banks.eq((Cat(frame.mask, frame.mask) << rot)[L:] & write),
+            ]
+            shaped.append((lanes, rot, banks, event))
+        # Which pieces of the beat would clash (share a bank or the event port), decided as
+        # they are loaded (LUT depth: S2 then combines registered bits with ``pending``).
+        n = len(pieces)
+        conflict = {(i, k): Signal(name=f"conflict{i}_{k}") for k in range(n) for i in range(k)}
         with m.If(move):
             m.d.sync += s2_data.eq(s1_data)
-            for j, (slot, piece) in enumerate(zip(slots, pieces, strict=True)):
-                lanes, rot, banks = Signal(L, name=f"lanes{j}"), Signal(lb), Signal(L)
-                event = slot.active & slot.ends & slot.live
-                m.d.comb += [
-                    lanes.eq(Cat(_lane_in(slot, i, L) for i in range(L))),
-                    rot.eq(slot.addr[:lb] - slot.first),             # lane + rot = bank
-                    banks.eq((Cat(lanes, lanes) << rot)[L:]),
-                ]
+            for (i, k), c in conflict.items():
+                (_, _, bi, ei), (_, _, bk, ek) = shaped[i], shaped[k]
+                m.d.sync += c.eq((bi & bk).any() | (ei & ek))
+            for slot, piece, (lanes, rot, banks, event) in zip(slots, pieces, shaped,
+                                                                strict=True):
                 m.d.sync += [
                     piece.pending.eq(lanes.any() | event),
                     piece.banks.eq(banks), piece.rot.eq(rot),
@@ -289,15 +330,12 @@ class UspRcParser(wiring.Component):
         # event port) with them. Pieces still pending always follow the ones written, so
         # this is a flat function of the pairwise clashes between pending pieces, not a
         # chain through the pieces (LUT depth at 512 bits).
-        n = len(pieces)
         blocked = []                    # piece k clashes with an earlier pending piece
         for k in range(n):
             clashes = []
             for i in range(k):
                 c = Signal(name=f"clash{i}_{k}")
-                pi, pk = pieces[i], pieces[k]
-                m.d.comb += c.eq(pi.pending & pk.pending &
-                                 ((pi.banks & pk.banks).any() | (pi.event & pk.event)))
+                m.d.comb += c.eq(pieces[i].pending & pieces[k].pending & conflict[(i, k)])
                 clashes.append(c)
             b_k = Signal(name=f"blocked{k}")
             m.d.comb += b_k.eq(Cat(clashes).any() if clashes else 0)
@@ -331,9 +369,9 @@ class UspRcParser(wiring.Component):
 
 
 def _lane_in(slot, i, lanes):
-    """Lane ``i`` carries payload of ``slot``: first <= i <= last, without the comparisons
-    that are constant at the ends (lint)."""
-    term = slot.active & slot.write
+    """Lane ``i`` carries payload of an active ``slot``: first <= i <= last, without the
+    comparisons that are constant at the ends (lint)."""
+    term = slot.active
     if i < lanes - 1:                   # first <= lanes - 1 always holds
         term = term & (slot.first <= i)
     if i > 0:                           # 0 <= last always holds

@@ -105,11 +105,14 @@ class UspReadEngine(wiring.Component):
         m.d.comb += mask.eq(Mux(ext, tags_max - 1, min(32, tags_max) - 1))
         next_tag = Signal(8)                    # tag of the next request
         deliver = Signal(8)                     # tag of the request being delivered
+        deliver1 = Signal(8, init=1)            # (deliver + 1) & mask, kept alongside
         oldest = Signal(8)                      # oldest tag not yet released
         count = Signal(9)                       # requests in [oldest, next)
         todo = Signal(9)                        # requests in [deliver, next)
-        rows_used = Signal(row_bits + 1)
-        hdrs_used = Signal(range(self._cpl_headers + 1))
+        # free ring rows and completion headers (kept as what is free, not what is used: a
+        # comparison, no addition, before the issue decision)
+        rows_free = Signal(row_bits + 1, init=ring_rows)
+        hdrs_free = Signal(range(self._cpl_headers + 1), init=self._cpl_headers)
         wr_row = Signal(row_bits)               # ring allocation pointer
         rd_row = Signal(row_bits)               # ring delivery pointer
         done = Signal(tags_max)                 # request complete (data in, failed or timed out)
@@ -118,7 +121,7 @@ class UspReadEngine(wiring.Component):
         m.d.sync += now.eq(now + 1)
 
         req_entry = data.StructLayout({
-            "core_tag": 8, "beats": beat_bits, "bad": 1, "hdrs": 7, "issued": time_bits})
+            "core_tag": 8, "last_beat": beat_bits, "bad": 1, "hdrs": 7, "issued": time_bits})
         rc_entry = data.StructLayout({"row": row_bits, "dwords": 11})
         m.submodules.req_table = req_table = memory.Memory(
             shape=req_entry, depth=tags_max, init=[])
@@ -130,7 +133,8 @@ class UspReadEngine(wiring.Component):
         # -- Request checks, registered ---------------------------------------------------
         r_valid = Signal()
         r = Signal(data.StructLayout({
-            "addr": 64, "dwords": 11, "core_tag": 8, "bad": 1, "beats": beat_bits, "hdrs": 7}))
+            "addr": 64, "dwords": 11, "core_tag": 8, "bad": 1, "beats": beat_bits,
+            "last_beat": beat_bits, "hdrs": 7}))
         p = self.req.payload
         mrrs = Mux(self.max_read_request_size > 5, 5, self.max_read_request_size)
         bad = ((p.addr[:2] != 0) | (p.length[:2] != 0) | (p.length == 0) |
@@ -144,6 +148,8 @@ class UspReadEngine(wiring.Component):
                 r.addr.eq(p.addr), r.dwords.eq(p.length[2:]), r.core_tag.eq(p.tag),
                 r.bad.eq(bad),
                 r.beats.eq(Mux(p.length == 0, 1, (p.length + (1 << beat_log) - 1) >> beat_log)),
+                # beats - 1, kept for delivery (an equality, no subtraction, finds its end)
+                r.last_beat.eq(Mux(p.length == 0, 0, (p.length - 1) >> beat_log)),
                 r.hdrs.eq((p.addr[:6] + p.length + RCB - 1) >> 6),
             ]
 
@@ -152,10 +158,15 @@ class UspReadEngine(wiring.Component):
         # keeps its tag out of use until the IP ends it [PG213 "Tag Management for
         # Non-Posted Transactions": with client tags the IP still tracks every read].
         awaiting = Signal(tags_max)             # own time-out, the IP's verdict not yet in
-        slot_ok = ((count <= mask) & (ext == self.ext_tag_enable) &
-                   ~awaiting.bit_select(next_tag, 1))
-        room_ok = ((rows_used + r.beats <= ring_rows) &
-                   (hdrs_used + r.hdrs <= self._cpl_headers))
+        # awaiting[next_tag], from a register (LUT depth: a 256-way select off the issue
+        # path): computed a cycle ahead for each tag next_tag can become (the same, the
+        # next, or 0 when the tag limit changes), with the updates awaiting takes then.
+        held_same, held_next, held_zero = Signal(), Signal(), Signal()
+        issue_q, restart_q = Signal(), Signal()     # what next_tag did at the last edge
+        next_held = Mux(restart_q, held_zero, Mux(issue_q, held_next, held_same))
+        next_tag1 = Signal(8, init=1)           # (next_tag + 1) & mask, kept alongside
+        slot_ok = ((count <= mask) & (ext == self.ext_tag_enable) & ~next_held)
+        room_ok = (r.beats <= rows_free) & (r.hdrs <= hdrs_free)
         offered = Signal()                      # tlp.valid held until taken (stream rules)
         m.d.comb += [
             self.tlp.valid.eq(r_valid & ~r.bad & ((slot_ok & room_ok) | offered)),
@@ -167,19 +178,20 @@ class UspReadEngine(wiring.Component):
         m.d.sync += offered.eq(self.tlp.valid & ~self.tlp.ready)
         m.d.comb += [
             req_wr.en.eq(issue), req_wr.addr.eq(next_tag),
-            req_wr.data.core_tag.eq(r.core_tag), req_wr.data.beats.eq(r.beats),
+            req_wr.data.core_tag.eq(r.core_tag), req_wr.data.last_beat.eq(r.last_beat),
             req_wr.data.bad.eq(r.bad), req_wr.data.hdrs.eq(r.hdrs), req_wr.data.issued.eq(now),
             rc_wr.en.eq(issue), rc_wr.addr.eq(next_tag),
             rc_wr.data.row.eq(wr_row), rc_wr.data.dwords.eq(r.dwords),
         ]
         take_room = issue & ~r.bad
         with m.If(issue):
-            m.d.sync += next_tag.eq((next_tag + 1) & mask)
+            m.d.sync += [next_tag.eq(next_tag1), next_tag1.eq((next_tag1 + 1) & mask)]
             with m.If(~r.bad):
                 m.d.sync += wr_row.eq(wr_row + r.beats)
-        with m.If((count == 0) & (ext != self.ext_tag_enable) & ~offered):
-            m.d.sync += [ext.eq(self.ext_tag_enable), next_tag.eq(0), deliver.eq(0),
-                         oldest.eq(0)]
+        restart = (count == 0) & (ext != self.ext_tag_enable) & ~offered
+        with m.If(restart):
+            m.d.sync += [ext.eq(self.ext_tag_enable), next_tag.eq(0), next_tag1.eq(1),
+                         deliver.eq(0), deliver1.eq(1), oldest.eq(0)]
 
         # -- Reorder ring: one memory per DWORD lane ---------------------------------------
         timeout_q = Signal()                    # the backstop gave up a request
@@ -204,15 +216,15 @@ class UspReadEngine(wiring.Component):
             ring_data.append(rd.data)
 
         # The parser's questions, one per TLP that may start in a beat: a tag is outstanding
-        # while in the window [oldest, next) and not complete.
+        # while in the window [oldest, next) and not complete, or awaiting. ``live`` keeps
+        # that per tag (set when the tag is issued, cleared when its request completes,
+        # except by the backstop, which makes it awaiting): one 256-way select per question.
+        live = Signal(tags_max)
         for look in parser.lookup:
             rc_rd = rc_table.read_port(domain="comb")
-            offset = Signal(8)
             held = awaiting.bit_select(look.tag, 1)
             m.d.comb += [
-                offset.eq(look.tag - oldest),
-                look.live.eq((((look.tag & ~mask) == 0) & ((offset & mask) < count) &
-                              ~done.bit_select(look.tag, 1)) | held),
+                look.live.eq(live.bit_select(look.tag, 1)),
                 look.discard.eq(held),
                 rc_rd.addr.eq(look.tag), look.row.eq(rc_rd.data.row),
                 look.dwords.eq(rc_rd.data.dwords),
@@ -221,7 +233,12 @@ class UspReadEngine(wiring.Component):
         # -- Delivery of the oldest request ------------------------------------------------
         cur = cur_rd.data
         m.d.comb += cur_rd.addr.eq(deliver)
-        cur_done = done.bit_select(deliver, 1)
+        # done[deliver] and failed[deliver] from registers (LUT depth: 256-way selects off
+        # the delivery path), computed a cycle ahead for deliver and the tag after it.
+        moved_on = Signal()                     # deliver moved to deliver1 at the last edge
+        done_cur, done_nxt, failed_cur, failed_nxt = Signal(), Signal(), Signal(), Signal()
+        cur_done = Mux(moved_on, done_nxt, done_cur)
+        cur_failed = Mux(moved_on, failed_nxt, failed_cur)
         complete = (todo != 0) & cur_done
         # The backstop's decision is a register: the request being delivered ran out of
         # time a cycle ago (and is still that request, still not done).
@@ -236,7 +253,7 @@ class UspReadEngine(wiring.Component):
         ]
         m.d.comb += timeout.eq(expired & (expired_tag == deliver) & (todo != 0) & ~cur_done)
         beat = Signal(beat_bits)
-        last = beat == cur.beats - 1
+        last = beat == cur.last_beat
         out_tag, out_last, out_error = Signal(8), Signal(), Signal()
         out_rows, out_hdrs = Signal(beat_bits), Signal(7)   # released with the last beat
         m.d.comb += [
@@ -252,15 +269,15 @@ class UspReadEngine(wiring.Component):
             with m.If(complete):
                 m.d.sync += [
                     out_tag.eq(cur.core_tag), out_last.eq(last),
-                    out_error.eq(Mux(beat == 0, failed.bit_select(deliver, 1), out_error)),
+                    out_error.eq(Mux(beat == 0, cur_failed, out_error)),
                 ]
                 with m.If(~cur.bad):
                     m.d.sync += rd_row.eq(rd_row + 1)
                 with m.If(last):
                     m.d.comb += pushed_last.eq(1)
                     m.d.sync += [
-                        beat.eq(0), deliver.eq((deliver + 1) & mask),
-                        out_rows.eq(Mux(cur.bad, 0, cur.beats)),
+                        beat.eq(0), deliver.eq(deliver1), deliver1.eq((deliver1 + 1) & mask),
+                        out_rows.eq(Mux(cur.bad, 0, cur.last_beat + 1)),
                         out_hdrs.eq(Mux(cur.bad, 0, cur.hdrs)),
                     ]
                 with m.Else():
@@ -272,8 +289,8 @@ class UspReadEngine(wiring.Component):
         m.d.sync += [
             count.eq(count + issue - release),
             todo.eq(todo + issue - pushed_last),
-            rows_used.eq(rows_used + Mux(take_room, r.beats, 0) - Mux(release, out_rows, 0)),
-            hdrs_used.eq(hdrs_used + Mux(take_room, r.hdrs, 0) - Mux(release, out_hdrs, 0)),
+            rows_free.eq(rows_free - Mux(take_room, r.beats, 0) + Mux(release, out_rows, 0)),
+            hdrs_free.eq(hdrs_free - Mux(take_room, r.hdrs, 0) + Mux(release, out_hdrs, 0)),
         ]
 
         # -- Per-tag state: cleared when a tag is issued, set by the parser and by time-outs --
@@ -285,11 +302,15 @@ class UspReadEngine(wiring.Component):
         # A request not sent and a backstop time-out mark their tag a cycle later, from a
         # register (LUT depth: the per-tag decode is off the issue and delivery paths).
         event = parser.event
-        bad_q, bad_tag, to_q, to_tag = Signal(), Signal(8), Signal(), Signal(8)
-        m.d.sync += [bad_q.eq(issue & r.bad), bad_tag.eq(next_tag),
+        # An issued tag is marked (live, not done, not failed) a cycle later too; a
+        # completion for it cannot be looked up that soon (its TLP has yet to pass the
+        # requester's and the hard IP's registers), and delivery reads done and failed
+        # through after(), which counts the issue at once.
+        bad_q, issued_tag, to_q, to_tag = Signal(), Signal(8), Signal(), Signal(8)
+        m.d.sync += [issue_q.eq(issue), bad_q.eq(issue & r.bad), issued_tag.eq(next_tag),
                      to_q.eq(timeout), to_tag.eq(deliver)]
-        issued = onehot(issue, next_tag)
-        bad_issued = onehot(bad_q, bad_tag)
+        issued = onehot(issue_q, issued_tag)
+        bad_issued = onehot(bad_q, issued_tag)
         timed_out = onehot(to_q, to_tag)
         ev = onehot(event.valid, event.tag)
         m.d.sync += [
@@ -297,6 +318,30 @@ class UspReadEngine(wiring.Component):
             done.eq((done & ~issued) | bad_issued | timed_out | Mux(event.done, ev, 0)),
             failed.eq((failed & ~issued) | bad_issued | timed_out |
                       Mux(event.failed, ev, 0)),
+            live.eq((live | issued) & ~bad_issued & ~Mux(event.done, ev, 0)),
         ]
+
+        def held_after(tag):
+            """awaiting[tag] as it will be next cycle."""
+            return ((awaiting.bit_select(tag, 1) | (to_q & (to_tag == tag))) &
+                    ~(event.valid & event.done & (event.tag == tag)))
+
+        def after(state, tag, events):
+            """``state[tag]`` (done or failed) as it will be next cycle (``events``: the
+            parser's event bit that sets it)."""
+            return ((state.bit_select(tag, 1) & ~(issue & (next_tag == tag)) &
+                     ~(issue_q & (issued_tag == tag))) |
+                    (bad_q & (issued_tag == tag)) | (to_q & (to_tag == tag)) |
+                    (event.valid & events & (event.tag == tag)))
+
+        m.d.sync += [
+            moved_on.eq(pushed_last),
+            done_cur.eq(after(done, deliver, event.done)),
+            done_nxt.eq(after(done, deliver1, event.done)),
+            failed_cur.eq(after(failed, deliver, event.failed)),
+            failed_nxt.eq(after(failed, deliver1, event.failed)),
+        ]
+        m.d.sync += [held_zero.eq(held_after(0)), held_next.eq(held_after(next_tag1)),
+                     held_same.eq(held_after(next_tag)), restart_q.eq(restart)]
         m.d.comb += self.idle.eq((count == 0) & ~r_valid)
         return m

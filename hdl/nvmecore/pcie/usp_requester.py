@@ -104,11 +104,13 @@ class UspRequester(wiring.Component):
         # [PG213 "Avoiding Head-of-Line Blocking for Posted Requests"]. pcie_tfc_nph_av
         # shows a read two cycles after its transfer, so the reads in the output register
         # and those sent in the two cycles before are taken off.
+        # (rq_reads is 0 whenever rq.tvalid is; the two cycles' sends are kept as one sum,
+        # a register: LUT depth from the credit count to the read grant)
         rq_reads = Signal(2)                # reads in the beat in the output register
-        sent_q1, sent_q2 = Signal(2), Signal(2)
-        m.d.sync += [sent_q1.eq(Mux(rq.tvalid & rq.tready, rq_reads, 0)), sent_q2.eq(sent_q1)]
-        np_room = named("np_room", self.np_credits - Mux(rq.tvalid, rq_reads, 0)
-                        - sent_q1 - sent_q2, signed(6))
+        sent_q1, sent_sum = Signal(2), Signal(3)      # sent a cycle ago; and two cycles ago
+        sent_now = Mux(rq.tready, rq_reads, 0)
+        m.d.sync += [sent_q1.eq(sent_now), sent_sum.eq(sent_now + sent_q1)]
+        np_room = named("np_room", self.np_credits - rq_reads - sent_sum, signed(6))
         r0_go = named("r0_go", r0_valid & (np_room >= 1))     # the oldest read may go
 
         def read_desc(r):
