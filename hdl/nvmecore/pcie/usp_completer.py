@@ -30,7 +30,8 @@ Interface"]:
 
 Read turnaround with a register bus that answers one cycle after the request: CQ first
 beat in cycle 0, register request in cycle 1, response in cycle 2, CC first beat in
-cycle 3.
+cycle 3. A write's last register request and the next request's first beat share a
+cycle, so single-QWORD writes (a host ringing doorbells) go one per cycle.
 
 A beat with ``discontinue`` set ends the request where it stands: the rest of its data is
 dropped and a read is not answered, as PG213 asks of the user ("must discard the entire
@@ -246,63 +247,69 @@ class UspCompleter(wiring.Component):
             with m.Else():
                 m.next = "DRAIN"
 
+        def start():
+            """Take the request whose first beat is on CQ (in IDLE, or as a write's last
+            QWORD goes: one single-QWORD write per cycle, such as a stream of doorbells)."""
+            m.next = "IDLE"                     # unless it says otherwise below
+            m.d.comb += np_used.eq(~_posted(desc_in.req_type))
+            m.d.sync += [
+                req.eq(desc_in),
+                ndw.eq(ndw_in),
+                first_be.eq(cq.tuser.first_be[:4]),
+                last_be.eq(cq.tuser.last_be[:4]),
+                got_last.eq(eop),
+                status.eq(CplStatus.SC),
+                qaddr.eq(desc_in.addr[1:]),
+                # payload DWORDs in this beat, after a zero pad below an odd start
+                buf.eq(Mux(desc_in.addr[0], Cat(C(0, 32), cq.tdata[32 * CQ_DESC_DW:]),
+                           cq.tdata[32 * CQ_DESC_DW:])),
+                buf_cnt.eq(desc_in.addr[0] + lanes - CQ_DESC_DW),
+                issuing.eq(1),
+                rd_idx.eq(0),
+                rd_last.eq((desc_in.addr[0] + ndw_in - 1) >> 1),
+                rbuf[:64].eq(0),
+                cc_left.eq(CC_DESC_DW + ndw_in),
+                cpl_bytes.eq(byte_count(desc_in.req_type, ndw_in,
+                                        cq.tuser.first_be[:4], cq.tuser.last_be[:4])),
+            ]
+            load_qword(2 - desc_in.addr[0], ndw_in, cq.tuser.first_be[:4],
+                       cq.tuser.last_be[:4])
+            bar0 = desc_in.bar_id == 0
+            with m.If(cq.tuser.discontinue):
+                m.d.sync += self.unsupported.eq(1)
+                with m.If(~eop):
+                    m.next = "DRAIN"
+            with m.Elif((desc_in.req_type == ReqType.MEM_WRITE) & bar0 &
+                        (ndw_in <= mps_dw)):
+                m.next = "WRITE"
+            with m.Elif((desc_in.req_type == ReqType.MEM_READ) & bar0 &
+                        (ndw_in <= MAX_READ_DW)):
+                with m.If((ndw_in == 1) & (cq.tuser.first_be[:4] == 0)):
+                    m.next = "CPL"          # zero-length read: no register access
+                with m.Else():
+                    m.next = "READ"
+            with m.Elif(_posted(desc_in.req_type)):
+                # an unsupported posted request: an uncorrectable (non-fatal) error,
+                # as nothing answers it [PCIe 4.0 §6.2.3.2.4.1]
+                m.d.sync += [self.unsupported.eq(1), self.err_uncor.eq(1)]
+                with m.If(~eop):
+                    m.next = "DRAIN"
+            with m.Else():
+                # answered with UR: an advisory non-fatal error, reported as
+                # correctable [PCIe 4.0 §6.2.3.2.4.1]
+                m.d.sync += [
+                    self.unsupported.eq(1),
+                    self.err_cor.eq(1),
+                    status.eq(CplStatus.UR),
+                    cc_left.eq(CC_DESC_DW),
+                ]
+                m.next = "CPL"
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.idle.eq(1), cq.tready.eq(1)]
                 with m.If(cq.tvalid & sop):
-                    m.d.comb += np_used.eq(~_posted(desc_in.req_type))
-                    m.d.sync += [
-                        req.eq(desc_in),
-                        ndw.eq(ndw_in),
-                        first_be.eq(cq.tuser.first_be[:4]),
-                        last_be.eq(cq.tuser.last_be[:4]),
-                        got_last.eq(eop),
-                        status.eq(CplStatus.SC),
-                        qaddr.eq(desc_in.addr[1:]),
-                        # payload DWORDs in this beat, after a zero pad below an odd start
-                        buf.eq(Mux(desc_in.addr[0], Cat(C(0, 32), cq.tdata[32 * CQ_DESC_DW:]),
-                                   cq.tdata[32 * CQ_DESC_DW:])),
-                        buf_cnt.eq(desc_in.addr[0] + lanes - CQ_DESC_DW),
-                        issuing.eq(1),
-                        rd_idx.eq(0),
-                        rd_last.eq((desc_in.addr[0] + ndw_in - 1) >> 1),
-                        rbuf[:64].eq(0),
-                        cc_left.eq(CC_DESC_DW + ndw_in),
-                        cpl_bytes.eq(byte_count(desc_in.req_type, ndw_in,
-                                                cq.tuser.first_be[:4], cq.tuser.last_be[:4])),
-                    ]
-                    load_qword(2 - desc_in.addr[0], ndw_in, cq.tuser.first_be[:4],
-                               cq.tuser.last_be[:4])
-                    bar0 = desc_in.bar_id == 0
-                    with m.If(cq.tuser.discontinue):
-                        m.d.sync += self.unsupported.eq(1)
-                        with m.If(~eop):
-                            m.next = "DRAIN"
-                    with m.Elif((desc_in.req_type == ReqType.MEM_WRITE) & bar0 &
-                                (ndw_in <= mps_dw)):
-                        m.next = "WRITE"
-                    with m.Elif((desc_in.req_type == ReqType.MEM_READ) & bar0 &
-                                (ndw_in <= MAX_READ_DW)):
-                        with m.If((ndw_in == 1) & (cq.tuser.first_be[:4] == 0)):
-                            m.next = "CPL"          # zero-length read: no register access
-                        with m.Else():
-                            m.next = "READ"
-                    with m.Elif(_posted(desc_in.req_type)):
-                        # an unsupported posted request: an uncorrectable (non-fatal) error,
-                        # as nothing answers it [PCIe 4.0 §6.2.3.2.4.1]
-                        m.d.sync += [self.unsupported.eq(1), self.err_uncor.eq(1)]
-                        with m.If(~eop):
-                            m.next = "DRAIN"
-                    with m.Else():
-                        # answered with UR: an advisory non-fatal error, reported as
-                        # correctable [PCIe 4.0 §6.2.3.2.4.1]
-                        m.d.sync += [
-                            self.unsupported.eq(1),
-                            self.err_cor.eq(1),
-                            status.eq(CplStatus.UR),
-                            cc_left.eq(CC_DESC_DW),
-                        ]
-                        m.next = "CPL"
+                    start()
                 with m.Elif(cq.tvalid & ~eop):
                     m.next = "DRAIN"                # a stray beat: skip to the end of it
 
@@ -318,8 +325,17 @@ class UspCompleter(wiring.Component):
                             buf.eq(buf[64:]),
                             buf_cnt.eq(Mux(buf_cnt >= 2, buf_cnt - 2, 0)),
                         ]
-                        with m.If(last_qw):
-                            finish()
+                        with m.If(last_qw & got_last):
+                            # The next request may start in this cycle.
+                            m.d.comb += cq.tready.eq(1)
+                            with m.If(cq.tvalid & sop):
+                                start()
+                            with m.Elif(cq.tvalid & ~eop):
+                                m.next = "DRAIN"
+                            with m.Else():
+                                m.next = "IDLE"
+                        with m.Elif(last_qw):
+                            m.next = "DRAIN"
                 with m.Elif(got_last):
                     m.next = "IDLE"                 # shorter than its length says
                 with m.Else():
