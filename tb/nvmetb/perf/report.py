@@ -264,60 +264,60 @@ def markdown(suite_results, wall=None, command="make bench"):
 #: the benchmark measures, it changes no gateware. Revisit when the figures move.
 FINDINGS = [
     "## Findings", "",
-    "From the committed run (`docs/bench-results.json`); the benchmark changes no "
-    "gateware, so these are causes to work on, with the measurements that point at them.",
+    "From the committed run (`docs/bench-results.json`), with the measurements that point "
+    "at each cause.",
     "",
     "- **Doorbell → SQE read: 10 cycles (target ≤ 4).** The debug build's doorbell tap "
     "splits it (guard figures in `docs/bench-baseline.json`): 3 cycles from the doorbell "
     "TLP on CQ to the core's doorbell decoder (adapter and BAR0 path), 7 from there to the "
     "SQ read request on RQ (arbiter, fetch engine, DMA read port, adapter's RQ side).",
-    "- **Last SQE beat → CQ entry: 26 cycles for Flush, 18 for Get Features (target ≤ 4); "
-    "CQ entry → MSI-X: 6 (target ≤ 2).** The same at both widths, both latencies and with "
-    "the AXI4 backend: fixed pipeline depth in the command router, the engines and the CQ "
-    "poster / interrupt unit, not the interface.",
-    "- **Null commands at 0 latency: 4.0 cycles per command (62.5 M/s; target 3) with "
-    "interrupts per command and also with coalescing, 3.64 with interrupts off.** The "
-    "interfaces are not the limit (about 2.3 RQ and 2.4 RC beats per command against 4 "
-    "cycles). Coalescing sends an eighth of the MSI-X writes and gains nothing, so the "
-    "cost is in posting a CQ entry with its interrupt request, not in the MSI-X write.",
-    "- **Null commands at 1 µs: 13.1–13.7 cycles per command (target 3), whatever the "
-    "queues (1 or 4), the depth (≥ 64) and the interrupts; 15.6 at 512 bits.** A "
-    "debug-build run counts about 0.18 SQ fetches per command (5–6 entries per fetch): "
-    "one fetch per ~76 cycles against a ~260-cycle round trip, i.e. about 3.4 fetches "
-    "in flight — the issue's diagnosis (four outstanding SQ reads) holds; the number of "
-    "outstanding SQ reads must grow with the host latency.",
+    "- **Last SQE beat → CQ entry: 26 cycles for Flush, 18 for Get Features (target ≤ 4).** "
+    "The same at both widths, both latencies and with the AXI4 backend: fixed pipeline "
+    "depth in the command router and the engines, not the interface.",
+    "- **CQ entry → MSI-X: 2 cycles (target ≤ 2, met; 6 before).** The CQ poster offers "
+    "the interrupt request with the entry's data beat, the interrupt unit hands a vector "
+    "that fires to the MSI-X table in the same cycle, the table reads its entry as it "
+    "takes the vector, and the DMA write arbiter takes the message's command as the "
+    "entry's last beat goes.",
+    "- **Null commands at 0 latency: 3.64 cycles per command (68.6 M/s; target 3, 4.0 "
+    "before), the same with interrupts per command, coalesced or off.** The core posts a "
+    "completion every 3 cycles with its interrupt (the Amaranth core bench, ideal host "
+    "memory: 3.00), and with the host ringing its doorbells once per 8 completions this "
+    "bench measures 3.00 too (RQ 2.25, RC 2.5 beats per command). With the bench's host "
+    "ringing an SQ tail and a CQ head doorbell for every completion, neither interface "
+    "is full (RQ 2.49, RC 2.55 beats per command): the doorbell stream is the limit, not "
+    "yet located. The completer takes a single-QWORD write every cycle, and neither more "
+    "SQ reads in flight (8) nor RCB 128 B moves the figure.",
+    "- **Null commands at 1 µs: 12.0–12.5 cycles per command (target 3), 13.9 at 512 "
+    "bits.** Four outstanding SQ reads against a ~260-cycle round trip; the number of "
+    "outstanding SQ reads must grow with the host latency (`--sq-fetch-reads`).",
     "- **Sized for 1 µs (`w256-lat250-reads16`: `sq_fetch_reads=16`, `io_slots=128`): "
-    "null commands at 1 µs take 4.00 cycles per command (3.79 with interrupts off), "
-    "the same as at 0 latency** — the SQ round trip is hidden and the 4-cycle posting "
-    "path is the limit again. 512 B and 4 KiB Reads and 512 B Writes do not move (22.0, "
-    "149.0 and 76.5 cycles): their limits are elsewhere (below). The defaults stay at 4 "
+    "null commands at 1 µs take 3.81 cycles per command (3.78 with interrupts off)**, "
+    "near the 0-latency figure: the SQ round trip is hidden. The defaults stay at 4 "
     "reads and 32 slots (area); a user with a slow host raises them.",
+    "- **Fetch batching:** while the I/O engine holds four commands or more, an SQ is "
+    "fetched only for room of four entries (or all it has). 4 KiB Reads went from 149 "
+    "to 146.2 cycles (98.0 % → 99.8 % of the ceiling) and 512 B Reads from 22.0 to 20.3 "
+    "(91 % → 98.8 %): fewer SQ read requests share RQ with the data.",
     "- **512 B writes at 1 µs: 76.5 cycles per command, 29 % of the RC ceiling (72.0, 16 % "
     "at 512 bits); 22.5 cycles (100 %) at 0 latency.** One 512 B data read per command "
     "every 76.5 cycles against a ~260-cycle round trip: about 3.5 data reads in flight. "
     "The write path fetches the data of only a few commands at a time; 4 KiB writes (8 "
     "reads per command) reach the RC ceiling at 256 bits because each command keeps "
     "several reads in flight.",
-    "- **512 bits, writes: 4 KiB 148.2 cycles (55 % of the RC ceiling), 128 KiB 57 %.** RC "
-    "is busy only 82 of 148.2 cycles; 8 reads per 148.2 cycles with a ~260-cycle round "
-    "trip is about 14 reads in flight (128 KiB: 257 reads in 4482 cycles, about 15). "
-    "That points at a cap on outstanding data reads (not the 32 KiB completion budget: "
-    "15 × 512 B is 7.5 KiB; nor the 256 tags), which shows once the datapath is 512 bits "
-    "wide.",
-    "- **512 bits, reads: 4 KiB 85.9 % of the ceiling, 128 KiB 89.9 %.** RQ carries 81 "
-    "beats per 4 KiB Read where the model, straddling two TLPs per beat, counts 73: 16 "
-    "writes × 5 beats + 1: the memory writes go out unstraddled (only the small CQ entry "
-    "and MSI-X writes share beats). Straddled, 4 KiB reads would be RQ-bound at 3.42 M "
-    "IOPS instead of 2.94 M.",
-    "- **512 B reads: 22.0 cycles at 256 bits (91 %), 16.6 at 512 bits (60 %).** RQ is "
-    "busy 20.3 of 22 cycles at 256 bits (the rest: SQ fetch requests, 0.3 per command, "
-    "which the model leaves out, and about a cycle per command); at 512 bits RQ is busy "
-    "10.3 of 16.6 cycles: a per-command cost in the read path of about 16 cycles.",
-    "- **4 KiB reads at 256 bits: 149 cycles, 98.0 %** (target met): RQ carries 147 beats "
-    "per command, the model's 146 plus the command's SQ fetch request (one per command "
-    "in these runs), and is idle 2 cycles per command.",
-    "- **RCB 128 B** helps 4 KiB writes (157.5 cycles, against 162.5 at 64 B) but less "
-    "than the ceiling allows (146.25: 93 %); RC is busy 147 of 157.5 cycles.",
+    "- **512 bits, writes: 4 KiB 143.4 cycles (57 % of the RC ceiling), 128 KiB 57 %.** "
+    "8 reads per 143 cycles with a ~260-cycle round trip is about 14 reads in flight "
+    "(128 KiB: about 15). That points at a cap on outstanding data reads (not the 32 KiB "
+    "completion budget: 15 × 512 B is 7.5 KiB; nor the 256 tags), which shows once the "
+    "datapath is 512 bits wide.",
+    "- **512 bits, reads: 4 KiB 89.0 % of the ceiling (3.05 M IOPS), 128 KiB 90.0 %.** RQ "
+    "carries 80 beats per 4 KiB Read where the model, straddling two TLPs per beat, "
+    "counts 73: the memory writes go out unstraddled (only the small CQ entry and MSI-X "
+    "writes share beats). Straddled, 4 KiB reads would be RQ-bound at 3.42 M IOPS.",
+    "- **512 B reads at 512 bits: 13.9 cycles (72 %).** RQ is busy 10.3 of 13.9 cycles: "
+    "a per-command cost in the read path of about 14 cycles.",
+    "- **RCB 128 B** helps 4 KiB writes (153.0 cycles, against 162.5 at 64 B) but less "
+    "than the ceiling allows (146.25: 95.6 %).",
     "- The rates are periodic once the queues are full, and the measured RQ / RC beats "
     "per command match the model's count (to the SQ fetch request it leaves out): where "
     "a figure reaches 100 % of its ceiling, the interface is the limit.",
