@@ -16,22 +16,12 @@ from nvmecore.nvme.dma_mux import DmaWriteArbiter
 from nvmecore.nvme.irq import InterruptUnit
 from nvmecore.pcie.msix import MsixTable
 from nvmetb.amaranth_sim import simulate
-from nvmetb.model import split_access
+from test_blocks import port_write
 
 pytestmark = pytest.mark.quick
 
 MSIX_ADDR = 0xFEE0_0008
 VECTOR = 2
-
-
-async def _port_write(ctx, port, offset, value, size=8):
-    addr, be, qword = split_access(offset, size, value)
-    ctx.set(port.addr, addr)
-    ctx.set(port.be, be)
-    ctx.set(port.wdata, qword)
-    ctx.set(port.w_stb, 1)
-    await ctx.tick()
-    ctx.set(port.w_stb, 0)
 
 
 def _completion_path(config):
@@ -69,8 +59,8 @@ def test_cq_entry_to_msix_and_one_completion_per_three_cycles(stall):
         ctx.set(irq.time, 0)                    # aggregation off: every completion fires
         ctx.set(arb.bus_master_enable, 1)
         await ctx.tick().until(~msix.port.busy)
-        await _port_write(ctx, msix.port, MSIX_TABLE_BASE + 16 * VECTOR, MSIX_ADDR)
-        await _port_write(ctx, msix.port, MSIX_TABLE_BASE + 16 * VECTOR + 8, 0x42)
+        await port_write(ctx, msix.port, MSIX_TABLE_BASE + 16 * VECTOR, MSIX_ADDR, 8)
+        await port_write(ctx, msix.port, MSIX_TABLE_BASE + 16 * VECTOR + 8, 0x42, 8)
         ctx.set(msix.enable, 1)
         sent = 0
         cycle = 0
