@@ -25,15 +25,15 @@ The fetch engine says when it chose ``pick`` (``take``) and how many commands it
 fetched from that SQ (``fetched``); ``limit`` holds for the SQ taken last.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..admin_layouts import Arbitration, QueuePriority
 from ..bus import strobe
 from ..config import CoreConfig
+from .priority import round_robin
 from .queue_state import QueueSetup
-from .stream_arbiter import lowest_set
 
 __all__ = ["SqArbiter", "NO_LIMIT"]
 
@@ -43,22 +43,6 @@ NO_LIMIT = 0x1FF
 
 #: The weighted classes, in the order a round serves them.
 WEIGHTED = (QueuePriority.HIGH, QueuePriority.MEDIUM, QueuePriority.LOW)
-
-
-def round_robin(m, mask, last, pick, found, name):
-    """Drive ``pick`` with the first set bit of ``mask`` above ``last``, else the first
-    set bit at all; ``found`` when any is set."""
-    n = len(mask)
-    first = Signal(len(pick), name=f"{name}_first")
-    after = Signal(len(pick), name=f"{name}_after")
-    above = Signal(n, name=f"{name}_above")
-    # (nothing is above ``last`` at index 0: no constant comparison for lint to flag)
-    m.d.comb += above.eq(Cat(Const(0, 1), *(mask[q] & (q > last) for q in range(1, n))))
-    m.d.comb += [first.eq(lowest_set(mask, len(pick))), after.eq(lowest_set(above, len(pick)))]
-    m.d.comb += [
-        found.eq(mask.any()),
-        pick.eq(Mux(above.any(), after, first)),
-    ]
 
 
 class SqArbiter(wiring.Component):
@@ -140,7 +124,7 @@ class SqArbiter(wiring.Component):
         picks = {}
         for i, mask in turns.items():
             picks[i] = Signal(qw, name=f"pick_{i}")
-            round_robin(m, mask, last[i], picks[i], Signal(name=f"found_{i}"), f"rr{i}")
+            m.d.comb += picks[i].eq(round_robin(m, mask, last[i], qw, name=f"rr{i}")[0])
         m.d.comb += self.found.eq(chosen.any())
         with m.Switch(cls_now):
             for i, p in picks.items():

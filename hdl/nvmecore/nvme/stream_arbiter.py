@@ -5,21 +5,13 @@ is offered, the winner keeps it until the transfer (``amaranth.lib.stream``'s ru
 offered payload does not change). ``grant`` says which source the output shows.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["StreamArbiter", "lowest_set"]
+from .priority import round_robin
 
-
-def lowest_set(bits, width):
-    """The index (``width`` bits) of the lowest set bit of ``bits``, 0 when none: each
-    index bit an OR of the bits that are the lowest set (none set below them), side by
-    side, rather than a chain of one multiplexer per bit."""
-    n = len(bits)
-    lowest = [bits[q] & ~bits[:q].any() if q else bits[0] for q in range(n)]
-    return Cat(*(Cat(*(lowest[q] for q in range(n) if q >> b & 1)).any()
-                 if n > 1 << b else Const(0, 1) for b in range(width)))
+__all__ = ["StreamArbiter"]
 
 
 class StreamArbiter(wiring.Component):
@@ -44,9 +36,7 @@ class StreamArbiter(wiring.Component):
         held_by = Signal(range(count))
         pick = Signal(range(count))
         valid = Cat(*(port.valid for port in inputs))
-        above = Cat(Const(0, 1), *(inputs[i].valid & (i > last) for i in range(1, count)))
-        m.d.comb += pick.eq(Mux(above.any(), lowest_set(above, len(pick)),
-                                lowest_set(valid, len(pick))))
+        m.d.comb += pick.eq(round_robin(m, valid, last, len(pick))[0])
         who = Mux(held, held_by, pick)
         m.d.comb += self.grant.eq(who)
         with m.Switch(who):
