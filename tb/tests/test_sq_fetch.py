@@ -1,6 +1,6 @@
 """The SQ fetch engine alone (Amaranth simulation): what no core-level scenario can time
-exactly — an SQ deleted while its fetch waits for the DMA read port, and how many reads
-are in flight."""
+exactly — an SQ deleted while its fetch waits for the DMA read port, how many reads are
+in flight, and a failed read of several entries whose error flag is on one beat only."""
 
 from dataclasses import replace
 
@@ -55,27 +55,38 @@ async def _until_offered(ctx, dut, limit=20):
     raise AssertionError("no SQ read offered")
 
 
-async def _answer(ctx, dut, sqes):
-    """Return ``sqes`` entries of read data; the commands handed on (SQIDs)."""
+async def _answer(ctx, dut, sqes, errors=(), fatal=None):
+    """Return ``sqes`` entries of read data, with ``error`` on the beats numbered in
+    ``errors``; the commands handed on (SQIDs). ``fatal``: a list that gets the cycle
+    numbers (from the first beat) in which ``fatal`` was high."""
     ctx.set(dut.cmd.ready, 1)
     handed = []
     beats = sqes * BEATS_PER_SQE
+    cycle = 0
+
+    async def tick():
+        nonlocal cycle
+        if fatal is not None and ctx.get(dut.fatal):
+            fatal.append(cycle)
+        await ctx.tick()
+        cycle += 1
+        if ctx.get(dut.cmd.valid):
+            handed.append(ctx.get(dut.cmd.p.sqid))
+
     for i in range(beats):
         ctx.set(dut.dma.data.valid, 1)
         ctx.set(dut.dma.data.p.data, i)
         ctx.set(dut.dma.data.p.last, i == beats - 1)
+        ctx.set(dut.dma.data.p.error, i in errors)
         while True:
             ready = ctx.get(dut.dma.data.ready)
-            await ctx.tick()
-            if ctx.get(dut.cmd.valid):
-                handed.append(ctx.get(dut.cmd.p.sqid))
+            await tick()
             if ready:
                 break
     ctx.set(dut.dma.data.valid, 0)
-    for _ in range(4):
-        await ctx.tick()
-        if ctx.get(dut.cmd.valid):
-            handed.append(ctx.get(dut.cmd.p.sqid))
+    ctx.set(dut.dma.data.p.error, 0)
+    for _ in range(40):
+        await tick()
     return handed
 
 
@@ -217,3 +228,44 @@ def test_busy_engine_is_fed_in_batches():
         assert reads == [8, FETCH_BATCH, 3]
 
     _bench(testbench, config)
+
+
+@pytest.mark.parametrize("error_beats", ["none", "last", "first", "middle", "all"])
+def test_failed_read_hands_on_no_entry(error_beats):
+    """A read of four entries that fails — whichever of its beats carry ``error`` (the
+    DMA read port's rule: an error on any beat means none of the request's data is to be
+    trusted; a bus may flag only the last beat) — hands on none of them and pulses
+    ``fatal``. (Before the fix, with the error on the last beat only, the three
+    entries before it were handed on as commands: host memory's poison bytes run as
+    admin commands. Seen at core level in the fetch_error scenario once two SQ tail
+    doorbells could land in consecutive cycles and be fetched by one read.) A read
+    without error hands on all four, in order."""
+    entries = 4
+    beats = entries * BEATS_PER_SQE
+    errors = {"none": (), "last": (beats - 1,), "first": (0,), "middle": (beats // 2,),
+              "all": tuple(range(beats))}[error_beats]
+
+    async def testbench(ctx, dut):
+        ctx.set(dut.run, 1)
+        ctx.set(dut.bus_master_enable, 1)
+        ctx.set(dut.max_read_request_size, 2)
+        ctx.set(dut.burst_log2, 7)
+        await _setup(ctx, dut, create=1)
+        _sq1_has_work(ctx, dut, entries)
+        await _until_offered(ctx, dut)
+        ctx.set(dut.dma.req.ready, 1)
+        assert ctx.get(dut.dma.req.p.length) == entries * SQE_BYTES, "one read of four"
+        await ctx.tick()
+        ctx.set(dut.dma.req.ready, 0)
+        _sq1_has_work(ctx, dut, entries=0)
+        fatal = []
+        handed = await _answer(ctx, dut, entries, errors, fatal)
+        if errors:
+            assert handed == [], f"{len(handed)} entries of a failed read handed on"
+            assert fatal, "no fatal pulse"
+            assert ctx.get(dut.idle), "not idle after a failed read"
+        else:
+            assert handed == [1] * entries
+            assert fatal == []
+
+    _bench(testbench)

@@ -11,7 +11,7 @@ at enable). ``queue`` updates create and delete entries; a controller reset (and
 reset) sweeps the memory clear, one entry per cycle, during which ``busy`` is high.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,6 +26,7 @@ from ..layouts import (
     LogPage,
     QueueSizeUpdate,
 )
+from .ready_skid import ReadySkid
 
 __all__ = ["DoorbellDecoder"]
 
@@ -84,6 +85,14 @@ class DoorbellDecoder(wiring.Component):
                 wr.en.eq(Const(1, 2) << self.queue.p.cq),
             ]
 
+        # The updates leave through a registered-ready skid buffer (no forward latency):
+        # stage 1 sees a ``ready`` that is a register, so it can let the next write in
+        # as it reports the last lane of this one without the consumer's ready logic
+        # running on into the register bus.
+        m.submodules.out = out = ResetInserter(self.ctrl_reset)(ReadySkid(DoorbellUpdate))
+        wiring.connect(m, out.o, wiring.flipped(self.update))
+        update = out.i
+
         # -- Stage 0: decode the write, read the size entry -----------------------------
         in_db = (port.addr >= DOORBELL_BASE) & (port.addr < DOORBELL_BASE * 2)
         index = (port.addr - DOORBELL_BASE)[3:12]          # y: 0..511
@@ -95,23 +104,16 @@ class DoorbellDecoder(wiring.Component):
         exists = Signal()                  # y names a queue pair this build has
 
         busy = Signal()
+        releasing = Signal()               # stage 1 reports its last lane now
         m.d.comb += [
-            busy.eq(lanes_pending.any() | sweeping),
+            busy.eq((lanes_pending.any() & ~releasing) | sweeping),
             port.busy.eq(busy),
-            self.idle.eq(~busy),
+            self.idle.eq(~lanes_pending.any() & ~sweeping & out.empty),
             port.rdata.eq(0),
-            # The read port follows its address (transparency): hold it in stage 1.
-            rd.addr.eq(Mux(lanes_pending.any(), qid, index)),
+            # Read with the write only: the entry stays on the port through stage 1.
+            rd.addr.eq(index),
             rd.en.eq(port.w_stb),
         ]
-        with m.If(port.w_stb & in_db):
-            m.d.sync += [
-                lanes_pending.eq(Cat(port.be[0:4].all(), port.be[4:8].all())),
-                values[0].eq(port.wdata[0:16]),
-                values[1].eq(port.wdata[32:48]),
-                qid.eq(index),
-                exists.eq(index < depth),
-            ]
 
         # -- Stage 1: check each lane, SQ first, and report ------------------------------
         lane = Signal()                    # which lane is reported this cycle
@@ -135,9 +137,9 @@ class DoorbellDecoder(wiring.Component):
         bad_register = ~valid
         bad_value = value > size_m1
         m.d.comb += [
-            self.update.p.qid.eq(qid),
-            self.update.p.cq.eq(lane),
-            self.update.p.value.eq(value),
+            update.p.qid.eq(qid),
+            update.p.cq.eq(lane),
+            update.p.value.eq(value),
         ]
         # Error-type events, reported through the Error Information log [NVMe 1.4 Fig. 147].
         events = [AsyncEvent.const({"type": AsyncEventType.ERROR, "info": info.value,
@@ -150,8 +152,22 @@ class DoorbellDecoder(wiring.Component):
         with m.If(lanes_pending.any()):
             m.d.comb += [
                 self.event.valid.eq(bad),
-                self.update.valid.eq(~bad),
+                update.valid.eq(~bad),
+                # A good last lane taken: the next write may come in this cycle (an error
+                # event waits for its own ready, a rare path, and holds the next write).
+                releasing.eq(~bad & update.ready
+                             & (lanes_pending == Cat(~lane, lane))),
             ]
-            with m.If(Mux(bad, self.event.ready, self.update.ready)):
+            with m.If(Mux(bad, self.event.ready, update.ready)):
                 m.d.sync += lanes_pending.bit_select(lane, 1).eq(0)
+
+        # (After stage 1: a write taken as stage 1 releases sets the lanes anew.)
+        with m.If(port.w_stb & in_db):
+            m.d.sync += [
+                lanes_pending.eq(Cat(port.be[0:4].all(), port.be[4:8].all())),
+                values[0].eq(port.wdata[0:16]),
+                values[1].eq(port.wdata[32:48]),
+                qid.eq(index),
+                exists.eq(index < depth),
+            ]
         return m

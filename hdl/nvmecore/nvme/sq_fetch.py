@@ -20,11 +20,14 @@ engine holds :data:`FETCH_BATCH` commands or more, an I/O SQ is fetched only onc
 room for min(:data:`FETCH_BATCH`, its entries waiting) is back, so a busy engine is fed by
 multi-entry reads rather than one read per completion.
 
-A read that fails (error beat), or is outstanding while no data at all moves on the
+A read that fails (an error beat), or is outstanding while no data at all moves on the
 shared DMA read port for ``dma_read_timeout`` cycles (``port_moved``: data comes back in
 request order, so a read behind others is only waiting), is fatal:
 ``fatal`` pulses (CSTS.CFS), nothing more is fetched or passed on until a controller
-reset, and data still arriving for abandoned reads is dropped.
+reset, and data still arriving for abandoned reads is dropped. No entry of a failed read
+is passed on: a bus may flag only one beat of a failed read (the last, say), so the
+entries of a read of several wait for its last beat (in ``hold``, sized for the largest
+read) before they leave; a read's last entry leaves at once when none wait.
 
 *An SQ deleted while it is being fetched* (Delete I/O SQ completes between the arbiter's
 choice and the DMA read being taken — the read port can be busy for a long time): the
@@ -307,16 +310,43 @@ class FetchEngine(wiring.Component):
         sqe_buf = Signal(512)
         beat_in_sqe = Signal(max(1, (beats_per_sqe - 1).bit_length()))
         entry = Signal(16)             # entry index within the current read
-        errored = Signal()             # an error beat in the current entry
+        read_failed = Signal()         # an error beat so far in the current read
+
+        # A failed read may flag only one of its beats (the last, say: DmaRead): its
+        # entries are handed on only once the whole read is in, with its verdict. Entries
+        # before a read's last beat wait in ``hold``; the last one goes straight to the
+        # output when nothing waits (a read of one entry: no added cycle).
+        most = min(64, max(config.io_slots, self._admin_slots))  # entries in one read
+        hold_bits = max(1, (most - 1).bit_length())
+        m.submodules.hold = hold = memory.Memory(shape=FetchedCommand(config),
+                                                 depth=1 << hold_bits, init=[])
+        hold_wr = hold.write_port()
+        hold_rd = hold.read_port(domain="comb")
+        # Pointers with a wrap bit: written, released (its read's verdict good), read out.
+        hold_w = Signal(hold_bits + 1)
+        hold_rel = Signal(hold_bits + 1)
+        hold_r = Signal(hold_bits + 1)
+        hold_room = Signal()
+        hold_empty = Signal()
+        m.d.comb += [
+            hold_room.eq((hold_w - hold_r)[:hold_bits + 1] != (1 << hold_bits)),
+            hold_empty.eq(hold_w == hold_r),
+            hold_wr.addr.eq(hold_w[:hold_bits]),
+            hold_rd.addr.eq(hold_r[:hold_bits]),
+        ]
 
         # Data beats are taken when the command output has room (or is being dropped).
         out = self.cmd
         # (and only once the read's context is out of the FIFO, which takes a cycle or two
         # after the request: a fast host can answer sooner).
-        m.d.comb += beat.ready.eq(((~out.valid | out.ready) & ctx.r_rdy) | (discard != 0)
+        out_free = ~out.valid | out.ready
+        m.d.comb += beat.ready.eq((out_free & hold_room & ctx.r_rdy) | (discard != 0)
                                   | (dead & ctx.r_rdy))
         with m.If(out.valid & out.ready):
             m.d.sync += out.valid.eq(0)
+        # Released entries leave in order, one a cycle.
+        with m.If(out_free & (hold_r != hold_rel)):
+            m.d.sync += [out.p.eq(hold_rd.data), out.valid.eq(1), hold_r.eq(hold_r + 1)]
 
         with m.If(beat.valid & beat.ready):
             with m.If(discard != 0):
@@ -329,23 +359,35 @@ class FetchEngine(wiring.Component):
                 else:
                     word = Cat(sqe_buf[width:], beat.p.data)
                     m.d.sync += sqe_buf.eq(word)
-                error = errored | beat.p.error
+                failed = read_failed | beat.p.error
                 m.d.sync += [beat_in_sqe.eq(Mux(full, 0, beat_in_sqe + 1)),
-                             errored.eq(Mux(full, 0, error))]
+                             read_failed.eq(failed & ~beat.p.last)]
                 with m.If(full):
                     index = cur.first + entry
                     index_wrapped = Mux(index > cur.size_m1, index - cur.size_m1 - 1, index)
-                    m.d.sync += [
-                        out.p.sqe.eq(word),
-                        out.p.sqid.eq(cur.sqid),
-                        out.p.cqid.eq(cur.cqid),
-                        out.p.sqhd.eq(Mux(index_wrapped == cur.size_m1, 0, index_wrapped + 1)),
-                        out.valid.eq(~dead & ~error & ~cur.drop),
-                        entry.eq(entry + 1),
+                    fetched = FetchedCommand(config)
+                    command = Signal(fetched)
+                    m.d.comb += [
+                        command.sqe.eq(word),
+                        command.sqid.eq(cur.sqid),
+                        command.cqid.eq(cur.cqid),
+                        command.sqhd.eq(Mux(index_wrapped == cur.size_m1, 0,
+                                            index_wrapped + 1)),
+                        hold_wr.data.eq(command),
                     ]
-                    with m.If(error & ~cur.drop):
+                    m.d.sync += entry.eq(entry + 1)
+                    keep = ~dead & ~cur.drop
+                    with m.If(keep & failed):
+                        # Fatal; what this read left waiting is dropped.
                         m.d.comb += self.fatal.eq(1)
-                        m.d.sync += dead.eq(1)
+                        m.d.sync += [dead.eq(1), hold_w.eq(hold_rel)]
+                    with m.Elif(keep & beat.p.last & hold_empty):
+                        m.d.sync += [out.p.eq(command), out.valid.eq(1)]
+                    with m.Elif(keep):
+                        m.d.comb += hold_wr.en.eq(1)
+                        m.d.sync += hold_w.eq(hold_w + 1)
+                        with m.If(beat.p.last):
+                            m.d.sync += hold_rel.eq(hold_w + 1)
                 with m.If(beat.p.last):
                     m.d.comb += ctx.r_en.eq(1)
                     m.d.sync += entry.eq(0)
@@ -359,11 +401,11 @@ class FetchEngine(wiring.Component):
             m.d.sync += timer.eq(0)
         with m.Elif(timer == config.dma_read_timeout):
             m.d.comb += self.fatal.eq(1)
-            m.d.sync += dead.eq(1)
+            m.d.sync += [dead.eq(1), hold_w.eq(hold_rel)]
         with m.Else():
             m.d.sync += timer.eq(timer + 1)
 
-        m.d.comb += self.idle.eq(((outstanding == 0) | dead) & ~out.valid)
+        m.d.comb += self.idle.eq(((outstanding == 0) | dead) & ~out.valid & hold_empty)
 
         fetched = req.valid & req.ready & ~drop_now
         delivered = out.valid & out.ready
@@ -384,6 +426,7 @@ class FetchEngine(wiring.Component):
                 io_pending.eq(0), admin_pending.eq(0), admin_held.eq(0),
                 discard.eq(discard + outstanding - finished),
                 outstanding.eq(0), dead.eq(0), entry.eq(0), beat_in_sqe.eq(0),
-                errored.eq(0), out.valid.eq(0), blocked.eq(0),
+                read_failed.eq(0), out.valid.eq(0), blocked.eq(0),
+                hold_w.eq(0), hold_rel.eq(0), hold_r.eq(0),
             ]
         return m
