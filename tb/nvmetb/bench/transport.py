@@ -26,6 +26,7 @@ at least ``minimum`` CQ entries, and :attr:`BenchTransport.compared` counts what
 compared over the bench's life.
 """
 
+import bisect
 from collections import Counter
 
 from nvmecore.layouts import Cqe, Reg
@@ -230,8 +231,14 @@ class BenchTransport(HostMemoryTransport):
         slots = model.cq_slots
         message_addrs = {w.addr for w in model.dma_writes}
         entries, data_writes, messages = {}, [], []
+        rings = self._cq_rings()
         for index, write in enumerate(self.memory.writes):
             cqid = slots.get(write.addr) if len(write.data) == CQE_BYTES else None
+            if cqid is None and rings(write.addr, write.addr + len(write.data)):
+                # An entry where the model wrote none (the model posts every entry it
+                # expects: an extra completion, or one in the wrong place).
+                raise Mismatch(f"the RTL wrote {len(write.data)} bytes at {write.addr:#x}, in "
+                               f"a completion queue, where the model posted no entry")
             if cqid is not None:
                 if index >= (self._io_mark if cqid else self._admin_mark)[0]:
                     entries.setdefault(cqid, []).append(
@@ -252,6 +259,18 @@ class BenchTransport(HostMemoryTransport):
         to a slot where the model wrote an entry), each unpacked by
         :class:`~nvmetb.packing.Packer` (``entry.status.sc``, ...)."""
         return self._classify()[0]
+
+    def _cq_rings(self):
+        """Whether ``[start, stop)`` overlaps one of the host's completion queue
+        buffers (the driver names them ``acq`` and ``cq<qid>``), for :meth:`_classify`."""
+        rings = sorted((b.addr, b.end) for b in self.memory.buffers
+                       if b.name == "acq" or (b.name or "").removeprefix("cq").isdigit())
+        starts = [a for a, _ in rings]
+
+        def overlaps(start, stop):
+            i = bisect.bisect_left(starts, stop) - 1      # the last ring starting below stop
+            return i >= 0 and rings[i][1] > start
+        return overlaps
 
     def _data_ranges(self, writes):
         ranges = RangeSet()
