@@ -219,15 +219,16 @@ class FetchEngine(wiring.Component):
         req_size_m1 = Signal(16)
         can_issue = self.run & self.bus_master_enable & ~dead & (outstanding < self._max_reads)
 
-        # The SQ chosen (or being chosen) deleted by the admin engine: cancel its fetch.
-        # (Two compares, the SQ being chosen — used in IDLE only — and the one chosen,
-        # rather than one of a Mux: the arbiter's path then ends at ``cancelled``, not at
-        # everything ISSUE drives.)
+        # The SQ chosen deleted by the admin engine: cancel its fetch. A deletion in the
+        # cycle the SQ is chosen is compared in SIZE, with the SQ chosen (a register),
+        # rather than with the arbiter's choice as it is made: the arbiter's paths then
+        # end at ``sq`` and the queue state's read ports.
         deleting = Signal()
-        deleting_pick = Signal()
+        removed = Signal()                  # the SQ chosen was deleted as it was chosen
+        removed_qid = Signal.like(self.setup.qid)
         removing = self.setup.valid & ~self.setup.cq & ~self.setup.create
-        m.d.comb += [deleting_pick.eq(removing & (self.setup.qid == pick)),
-                     deleting.eq(removing & (self.setup.qid == sq))]
+        m.d.comb += deleting.eq(removing & (self.setup.qid == sq))
+        m.d.sync += [removed.eq(removing), removed_qid.eq(self.setup.qid)]
         cancelled = Signal()
         drop_now = Signal()            # the request being taken belongs to a deleted SQ
 
@@ -242,7 +243,7 @@ class FetchEngine(wiring.Component):
                         m.d.comb += [self.reserve_ack.eq(1), qs.reserve.valid.eq(1)]
                 with m.Elif(can_issue & found):
                     m.d.comb += [base_rd.en.eq(1), arbiter.take.eq(1)]
-                    m.d.sync += [sq.eq(pick), cancelled.eq(deleting_pick)]
+                    m.d.sync += [sq.eq(pick), cancelled.eq(0)]
                     m.next = "SIZE"
             with m.State("SIZE"):
                 # The request is fixed here, and must not change while it waits. It is
@@ -265,7 +266,7 @@ class FetchEngine(wiring.Component):
                 with m.Elif(skip):
                     m.d.sync += blocked.bit_select(sq, 1).eq(1)
                 # Stopped, or the SQ deleted, while deciding: nothing to fetch.
-                with m.If(skip | ~can_issue | deleting | cancelled):
+                with m.If(skip | ~can_issue | deleting | (removed & (removed_qid == sq))):
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "ISSUE"
