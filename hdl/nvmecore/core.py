@@ -18,6 +18,12 @@ With ``CoreConfig.debug`` the core has test-only ports: ``dbg_queue`` creates an
 entries of the doorbell decoder's size table directly, ``dbg_irq`` raises interrupt
 requests, and ``dbg_doorbell`` / ``dbg_event`` show (valid only, no handshake) the
 doorbell updates and asynchronous events the core acts on.
+
+``error_on_every_beat`` states that the DMA read port flags every beat of a failed read
+(the UltraScale+ adapter's read engine does: it delivers a read once all its completions
+are in). :class:`~nvmecore.bus.DmaRead` promises less — a failed read may flag only one
+beat, the last say — so by default the SQ fetch engine holds a read's entries until its
+last beat; with the promise it hands each on as it completes.
 """
 
 from amaranth import Module, ResetInserter, Signal
@@ -54,8 +60,9 @@ def _tap(layout):
 
 
 class NvmeCore(wiring.Component):
-    def __init__(self, config: CoreConfig = CoreConfig()):
+    def __init__(self, config: CoreConfig = CoreConfig(), *, error_on_every_beat=False):
         self.config = config
+        self._error_on_every_beat = error_on_every_beat
         members = {
             "regs":        In(RegisterBus()),
             "dma_rd":      Out(DmaRead(config.data_width)),
@@ -94,7 +101,8 @@ class NvmeCore(wiring.Component):
         m.submodules.msix = msix = MsixTable(config)
         m.submodules.irq = irq = InterruptUnit(config)
         m.submodules.queues = queues = QueueState(config)
-        m.submodules.fetch = fetch = FetchEngine(config, admin_slots=ADMIN_SLOTS)
+        m.submodules.fetch = fetch = FetchEngine(config, admin_slots=ADMIN_SLOTS,
+                                                   error_on_every_beat=self._error_on_every_beat)
         m.submodules.router = router = CommandRouter(config)
         m.submodules.admin = admin = AdminEngine(config)
         m.submodules.io = io = IoEngine(config)

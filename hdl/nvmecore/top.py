@@ -127,7 +127,8 @@ class UspTop(wiring.Component):
             raise
         self.config = config
         self.rq_straddle = rq_straddle
-        self.core = NvmeCore(config)
+        # The adapter's read engine flags every beat of a failed read (test_usp_read).
+        self.core = NvmeCore(config, error_on_every_beat=True)
         self.adapter = UspAdapter(config, rq_straddle=rq_straddle)
         members = {}
         for name, (ip_dir, w) in usp_ports(config.data_width).items():

@@ -17,8 +17,8 @@ BEATS_PER_SQE = SQE_BYTES * 8 // CONFIG.data_width
 SQ_PAGE = 0x1234
 
 
-def _bench(testbench, config=CONFIG):
-    dut = FetchEngine(config)
+def _bench(testbench, config=CONFIG, **kwargs):
+    dut = FetchEngine(config, **kwargs)
 
     async def run(ctx):
         await testbench(ctx, dut)
@@ -55,10 +55,11 @@ async def _until_offered(ctx, dut, limit=20):
     raise AssertionError("no SQ read offered")
 
 
-async def _answer(ctx, dut, sqes, errors=(), fatal=None):
+async def _answer(ctx, dut, sqes, errors=(), fatal=None, when=None):
     """Return ``sqes`` entries of read data, with ``error`` on the beats numbered in
     ``errors``; the commands handed on (SQIDs). ``fatal``: a list that gets the cycle
-    numbers (from the first beat) in which ``fatal`` was high."""
+    numbers (from the first beat) in which ``fatal`` was high; ``when``: one that gets
+    the cycle numbers in which a command was offered."""
     ctx.set(dut.cmd.ready, 1)
     handed = []
     beats = sqes * BEATS_PER_SQE
@@ -72,6 +73,8 @@ async def _answer(ctx, dut, sqes, errors=(), fatal=None):
         cycle += 1
         if ctx.get(dut.cmd.valid):
             handed.append(ctx.get(dut.cmd.p.sqid))
+            if when is not None:
+                when.append(cycle)
 
     for i in range(beats):
         ctx.set(dut.dma.data.valid, 1)
@@ -230,8 +233,10 @@ def test_busy_engine_is_fed_in_batches():
     _bench(testbench, config)
 
 
-@pytest.mark.parametrize("error_beats", ["none", "last", "first", "middle", "all"])
-def test_failed_read_hands_on_no_entry(error_beats):
+@pytest.mark.parametrize("error_beats, every_beat", [
+    ("none", False), ("last", False), ("first", False), ("middle", False), ("all", False),
+    ("none", True), ("all", True)])
+def test_failed_read_hands_on_no_entry(error_beats, every_beat):
     """A read of four entries that fails — whichever of its beats carry ``error`` (the
     DMA read port's rule: an error on any beat means none of the request's data is to be
     trusted; a bus may flag only the last beat) — hands on none of them and pulses
@@ -239,7 +244,9 @@ def test_failed_read_hands_on_no_entry(error_beats):
     entries before it were handed on as commands: host memory's poison bytes run as
     admin commands. Seen at core level in the fetch_error scenario once two SQ tail
     doorbells could land in consecutive cycles and be fetched by one read.) A read
-    without error hands on all four, in order."""
+    without error hands on all four, in order. With ``error_on_every_beat`` (the port
+    flags every beat of a failed read, as the UltraScale+ read engine does) each entry
+    leaves as its last beat comes in; without it, only after the read's last beat."""
     entries = 4
     beats = entries * BEATS_PER_SQE
     errors = {"none": (), "last": (beats - 1,), "first": (0,), "middle": (beats // 2,),
@@ -258,8 +265,8 @@ def test_failed_read_hands_on_no_entry(error_beats):
         await ctx.tick()
         ctx.set(dut.dma.req.ready, 0)
         _sq1_has_work(ctx, dut, entries=0)
-        fatal = []
-        handed = await _answer(ctx, dut, entries, errors, fatal)
+        fatal, when = [], []
+        handed = await _answer(ctx, dut, entries, errors, fatal, when)
         if errors:
             assert handed == [], f"{len(handed)} entries of a failed read handed on"
             assert fatal, "no fatal pulse"
@@ -267,5 +274,9 @@ def test_failed_read_hands_on_no_entry(error_beats):
         else:
             assert handed == [1] * entries
             assert fatal == []
+            if every_beat:
+                assert when[0] < beats - 1, f"the first entry waited for the read: {when}"
+            else:
+                assert when[0] >= beats, f"an entry left before the read's last beat: {when}"
 
-    _bench(testbench)
+    _bench(testbench, error_on_every_beat=every_beat)

@@ -74,10 +74,11 @@ class FetchedCommand(data.StructLayout):
 
 
 class FetchEngine(wiring.Component):
-    def __init__(self, config: CoreConfig, admin_slots=4):
+    def __init__(self, config: CoreConfig, admin_slots=4, *, error_on_every_beat=False):
         self._config = config
         self._max_reads = config.sq_fetch_reads
         self._admin_slots = admin_slots
+        self._error_on_every_beat = error_on_every_beat
         n = config.queue_pairs
         qw = config.qid_width
         super().__init__({
@@ -316,25 +317,35 @@ class FetchEngine(wiring.Component):
         # A failed read may flag only one of its beats (the last, say: DmaRead): its
         # entries are handed on only once the whole read is in, with its verdict. Entries
         # before a read's last beat wait in ``hold``; the last one goes straight to the
-        # output when nothing waits (a read of one entry: no added cycle).
-        most = min(64, max(config.io_slots, self._admin_slots))  # entries in one read
-        hold_bits = max(1, (most - 1).bit_length())
-        m.submodules.hold = hold = memory.Memory(shape=FetchedCommand(config),
-                                                 depth=1 << hold_bits, init=[])
-        hold_wr = hold.write_port()
-        hold_rd = hold.read_port(domain="comb")
-        # Pointers with a wrap bit: written, released (its read's verdict good), read out.
-        hold_w = Signal(hold_bits + 1)
-        hold_rel = Signal(hold_bits + 1)
-        hold_r = Signal(hold_bits + 1)
-        hold_room = Signal()
-        hold_empty = Signal()
-        m.d.comb += [
-            hold_room.eq((hold_w - hold_r)[:hold_bits + 1] != (1 << hold_bits)),
-            hold_empty.eq(hold_w == hold_r),
-            hold_wr.addr.eq(hold_w[:hold_bits]),
-            hold_rd.addr.eq(hold_r[:hold_bits]),
-        ]
+        # output when nothing waits (a read of one entry: no added cycle). A port that
+        # flags every beat of a failed read (``error_on_every_beat``: the UltraScale+
+        # read engine delivers a read once all its completions are in) needs no hold:
+        # each entry is judged by its own beats.
+        hold_room = Signal(init=1)
+        hold_empty = Signal(init=1)
+        if not self._error_on_every_beat:
+            most = min(64, max(config.io_slots, self._admin_slots))  # entries in one read
+            hold_bits = max(1, (most - 1).bit_length())
+            m.submodules.hold = hold = memory.Memory(shape=FetchedCommand(config),
+                                                     depth=1 << hold_bits, init=[])
+            hold_wr = hold.write_port()
+            hold_rd = hold.read_port(domain="comb")
+            # Pointers with a wrap bit: written, released (its read's verdict good), read.
+            hold_w = Signal(hold_bits + 1)
+            hold_rel = Signal(hold_bits + 1)
+            hold_r = Signal(hold_bits + 1)
+            m.d.comb += [
+                hold_room.eq((hold_w - hold_r)[:hold_bits + 1] != (1 << hold_bits)),
+                hold_empty.eq(hold_w == hold_r),
+                hold_wr.addr.eq(hold_w[:hold_bits]),
+                hold_rd.addr.eq(hold_r[:hold_bits]),
+            ]
+
+            def drop_held():
+                m.d.sync += hold_w.eq(hold_rel)
+        else:
+            def drop_held():
+                pass
 
         # Data beats are taken when the command output has room (or is being dropped).
         out = self.cmd
@@ -345,9 +356,10 @@ class FetchEngine(wiring.Component):
                                   | (dead & ctx.r_rdy))
         with m.If(out.valid & out.ready):
             m.d.sync += out.valid.eq(0)
-        # Released entries leave in order, one a cycle.
-        with m.If(out_free & (hold_r != hold_rel)):
-            m.d.sync += [out.p.eq(hold_rd.data), out.valid.eq(1), hold_r.eq(hold_r + 1)]
+        if not self._error_on_every_beat:
+            # Released entries leave in order, one a cycle.
+            with m.If(out_free & (hold_r != hold_rel)):
+                m.d.sync += [out.p.eq(hold_rd.data), out.valid.eq(1), hold_r.eq(hold_r + 1)]
 
         with m.If(beat.valid & beat.ready):
             with m.If(discard != 0):
@@ -360,9 +372,12 @@ class FetchEngine(wiring.Component):
                 else:
                     word = Cat(sqe_buf[width:], beat.p.data)
                     m.d.sync += sqe_buf.eq(word)
-                failed = read_failed | beat.p.error
-                m.d.sync += [beat_in_sqe.eq(Mux(full, 0, beat_in_sqe + 1)),
-                             read_failed.eq(failed & ~beat.p.last)]
+                if self._error_on_every_beat:
+                    failed = beat.p.error
+                else:
+                    failed = read_failed | beat.p.error
+                    m.d.sync += read_failed.eq(failed & ~beat.p.last)
+                m.d.sync += beat_in_sqe.eq(Mux(full, 0, beat_in_sqe + 1))
                 with m.If(full):
                     index = cur.first + entry
                     index_wrapped = Mux(index > cur.size_m1, index - cur.size_m1 - 1, index)
@@ -374,21 +389,23 @@ class FetchEngine(wiring.Component):
                         command.cqid.eq(cur.cqid),
                         command.sqhd.eq(Mux(index_wrapped == cur.size_m1, 0,
                                             index_wrapped + 1)),
-                        hold_wr.data.eq(command),
                     ]
                     m.d.sync += entry.eq(entry + 1)
                     keep = ~dead & ~cur.drop
+                    last_word = beat.p.last if not self._error_on_every_beat else 1
                     with m.If(keep & failed):
                         # Fatal; what this read left waiting is dropped.
                         m.d.comb += self.fatal.eq(1)
-                        m.d.sync += [dead.eq(1), hold_w.eq(hold_rel)]
-                    with m.Elif(keep & beat.p.last & hold_empty):
+                        m.d.sync += dead.eq(1)
+                        drop_held()
+                    with m.Elif(keep & last_word & hold_empty):
                         m.d.sync += [out.p.eq(command), out.valid.eq(1)]
-                    with m.Elif(keep):
-                        m.d.comb += hold_wr.en.eq(1)
-                        m.d.sync += hold_w.eq(hold_w + 1)
-                        with m.If(beat.p.last):
-                            m.d.sync += hold_rel.eq(hold_w + 1)
+                    if not self._error_on_every_beat:
+                        with m.Elif(keep):
+                            m.d.comb += [hold_wr.en.eq(1), hold_wr.data.eq(command)]
+                            m.d.sync += hold_w.eq(hold_w + 1)
+                            with m.If(beat.p.last):
+                                m.d.sync += hold_rel.eq(hold_w + 1)
                 with m.If(beat.p.last):
                     m.d.comb += ctx.r_en.eq(1)
                     m.d.sync += entry.eq(0)
@@ -402,7 +419,8 @@ class FetchEngine(wiring.Component):
             m.d.sync += timer.eq(0)
         with m.Elif(timer == config.dma_read_timeout):
             m.d.comb += self.fatal.eq(1)
-            m.d.sync += [dead.eq(1), hold_w.eq(hold_rel)]
+            m.d.sync += dead.eq(1)
+            drop_held()
         with m.Else():
             m.d.sync += timer.eq(timer + 1)
 
@@ -428,6 +446,7 @@ class FetchEngine(wiring.Component):
                 discard.eq(discard + outstanding - finished),
                 outstanding.eq(0), dead.eq(0), entry.eq(0), beat_in_sqe.eq(0),
                 read_failed.eq(0), out.valid.eq(0), blocked.eq(0),
-                hold_w.eq(0), hold_rel.eq(0), hold_r.eq(0),
             ]
+            if not self._error_on_every_beat:
+                m.d.sync += [hold_w.eq(0), hold_rel.eq(0), hold_r.eq(0)]
         return m
