@@ -25,6 +25,16 @@ def _bench(testbench, config=CONFIG, **kwargs):
     simulate(dut, run)
 
 
+async def _start(ctx, dut, mrrs=2):
+    """Fetching enabled (max read request size ``128 << mrrs`` bytes, no burst limit) and
+    SQ 1 created."""
+    ctx.set(dut.run, 1)
+    ctx.set(dut.bus_master_enable, 1)
+    ctx.set(dut.max_read_request_size, mrrs)
+    ctx.set(dut.burst_log2, 7)
+    await _setup(ctx, dut, create=1)
+
+
 async def _setup(ctx, dut, *, create, qid=1):
     ctx.set(dut.setup.valid, 1)
     ctx.set(dut.setup.qid, qid)
@@ -102,11 +112,7 @@ def test_sq_deleted_while_fetching(when):
     handed on, and a new SQ 1 is fetched as usual."""
 
     async def testbench(ctx, dut):
-        ctx.set(dut.run, 1)
-        ctx.set(dut.bus_master_enable, 1)
-        ctx.set(dut.max_read_request_size, 2)
-        ctx.set(dut.burst_log2, 7)
-        await _setup(ctx, dut, create=1)
+        await _start(ctx, dut)
         _sq1_has_work(ctx, dut)
         if when == "offered":
             await _until_offered(ctx, dut)
@@ -152,11 +158,7 @@ def test_reads_in_flight(reads):
     each), then none until data comes back."""
 
     async def testbench(ctx, dut):
-        ctx.set(dut.run, 1)
-        ctx.set(dut.bus_master_enable, 1)
-        ctx.set(dut.max_read_request_size, 0)
-        ctx.set(dut.burst_log2, 7)
-        await _setup(ctx, dut, create=1)
+        await _start(ctx, dut, mrrs=0)
         head, tail = 0, 15
         _sq1_has_work(ctx, dut, entries=tail)
         ctx.set(dut.dma.req.ready, 1)
@@ -184,11 +186,7 @@ def test_busy_engine_is_fed_in_batches():
     config = replace(CONFIG, io_slots=8)
 
     async def testbench(ctx, dut):
-        ctx.set(dut.run, 1)
-        ctx.set(dut.bus_master_enable, 1)
-        ctx.set(dut.max_read_request_size, 2)           # 512 B: 8 entries per read
-        ctx.set(dut.burst_log2, 7)
-        await _setup(ctx, dut, create=1)
+        await _start(ctx, dut)  # MRRS 512 B: 8 entries per read
         head, tail = 0, 15
         _sq1_has_work(ctx, dut, entries=tail)
         ctx.set(dut.dma.req.ready, 1)
@@ -253,11 +251,7 @@ def test_failed_read_hands_on_no_entry(error_beats, every_beat):
               "all": tuple(range(beats))}[error_beats]
 
     async def testbench(ctx, dut):
-        ctx.set(dut.run, 1)
-        ctx.set(dut.bus_master_enable, 1)
-        ctx.set(dut.max_read_request_size, 2)
-        ctx.set(dut.burst_log2, 7)
-        await _setup(ctx, dut, create=1)
+        await _start(ctx, dut)
         _sq1_has_work(ctx, dut, entries)
         await _until_offered(ctx, dut)
         ctx.set(dut.dma.req.ready, 1)

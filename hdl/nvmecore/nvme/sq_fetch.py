@@ -381,8 +381,7 @@ class FetchEngine(wiring.Component):
                 with m.If(full):
                     index = cur.first + entry
                     index_wrapped = Mux(index > cur.size_m1, index - cur.size_m1 - 1, index)
-                    fetched = FetchedCommand(config)
-                    command = Signal(fetched)
+                    command = Signal(FetchedCommand(config))
                     m.d.comb += [
                         command.sqe.eq(word),
                         command.sqid.eq(cur.sqid),
