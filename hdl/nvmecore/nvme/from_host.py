@@ -37,6 +37,12 @@ from .to_host import token_status
 __all__ = ["FromHost", "DsmBeat"]
 
 COMMAND_DEPTH = 4
+#: Commands whose data is being read or waits in the buffer: a command stays in
+#: ``consumers`` from its token until its last beat has gone out, so this bounds the data
+#: reads in flight to that many commands. The IP's completion space allows 128 x 64 B =
+#: 8 KiB of reads in flight (usp_read), 16 commands of 512 B; 32 leaves room for a 128 B
+#: RCB and for commands smaller than a read.
+COMMANDS_IN_FLIGHT = 32
 #: Beats of read data the buffer holds: 8 KiB at 256 bits (1 µs of a x8 Gen3 link).
 READ_BUFFER_BEATS = 256
 #: DMA reads in flight.
@@ -88,7 +94,7 @@ class FromHost(wiring.Component):
         m.submodules.commands = commands = fifo.SyncFIFOBuffered(
             width=command.size, depth=COMMAND_DEPTH)
         m.submodules.consumers = consumers = fifo.SyncFIFOBuffered(
-            width=command.size, depth=COMMAND_DEPTH)
+            width=command.size, depth=COMMANDS_IN_FLIGHT)
         decided = Signal()
         runs = Signal()
         fail = Signal(OK.shape())
