@@ -58,6 +58,7 @@ module nvmecore_au200 #(
     wire [3:0] s_axis_cc_tready;
     wire [1:0] cfg_max_payload;
     wire [2:0] cfg_max_read_req;
+    wire [3:0] cfg_rcb_status;
     wire [15:0] cfg_function_status;
     wire [3:0] cfg_interrupt_msix_enable;
     wire [3:0] cfg_interrupt_msix_mask;
@@ -151,6 +152,7 @@ module nvmecore_au200 #(
         .s_axis_cc_tready(s_axis_cc_tready),
         .cfg_max_payload(cfg_max_payload),
         .cfg_max_read_req(cfg_max_read_req),
+        .cfg_rcb_status(cfg_rcb_status),
         .cfg_function_status(cfg_function_status),
         .cfg_interrupt_msix_enable(cfg_interrupt_msix_enable),
         .cfg_interrupt_msix_mask(cfg_interrupt_msix_mask),
@@ -237,6 +239,7 @@ module nvmecore_au200 #(
         .s_axis_cc_tready(s_axis_cc_tready[0]),
         .cfg_max_payload(cfg_max_payload),
         .cfg_max_read_req(cfg_max_read_req),
+        .cfg_rcb_status(cfg_rcb_status),
         .cfg_function_status(cfg_function_status),
         .cfg_interrupt_msix_enable(cfg_interrupt_msix_enable),
         .cfg_interrupt_msix_mask(cfg_interrupt_msix_mask),

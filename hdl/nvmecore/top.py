@@ -79,7 +79,8 @@ STREAMS = (
 
 # cfg_* ports the adapter reads (hard-IP outputs) and drives (hard-IP inputs).
 CFG_FROM_IP = {
-    "cfg_max_payload": 2, "cfg_max_read_req": 3, "cfg_function_status": 16,
+    "cfg_max_payload": 2, "cfg_max_read_req": 3, "cfg_rcb_status": 4,
+    "cfg_function_status": 16,
     "cfg_interrupt_msix_enable": 4, "cfg_interrupt_msix_mask": 4,
     "cfg_flr_in_process": 4, "cfg_mgmt_read_data": 32, "cfg_mgmt_read_write_done": 1,
     "cfg_interrupt_sent": 1, "cfg_power_state_change_interrupt": 1,

@@ -40,6 +40,7 @@ class Read:
     issued: int | None = None       # cycle of its TLP
     rest: list | None = None        # completions held back until after the time-out
     beats_seen: int = 0
+    reserved: tuple = (0, 0)        # (ring rows, headers) reserved when it was sent
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Bench:
     p_req_gap: float = 0.3
     latency: tuple = (20, 120)
     every_rcb: bool = True
+    rcb: int = 64                   # the root port's RCB, shown to the engine as rcb_128
     interleave: bool = True
     late_delay: int = 5             # cycles from a dropped read's time-out to its rest
     stats: dict = field(default_factory=lambda: {
@@ -85,7 +87,7 @@ class Bench:
 
     def reservation(self, rd):
         rows = -(-rd.length // self.beat_bytes)
-        hdrs = (rd.addr % 64 + rd.length + 63) // 64
+        hdrs = (rd.addr % self.rcb + rd.length + self.rcb - 1) // self.rcb
         return rows, hdrs
 
     def random_read(self, core_tag, max_len=4096):
@@ -99,7 +101,8 @@ class Bench:
     def answer(self, rd):
         """The completions for ``rd`` and how many to send before the rest (for drops)."""
         payload = self.mem[rd.addr - HOST_BASE:rd.addr - HOST_BASE + rd.length]
-        cpls = split_completions(rd.tag, rd.addr, payload, every_rcb=self.every_rcb)
+        cpls = split_completions(rd.tag, rd.addr, payload, every_rcb=self.every_rcb,
+                                  rcb=self.rcb)
         if rd.fault == "poisoned":
             bad = self.rng.randrange(len(cpls))
             cpls[bad].poisoned = True
@@ -123,6 +126,7 @@ class Bench:
         async def testbench(ctx):
             ctx.set(dut.ext_tag_enable, self.ext_tag)
             ctx.set(dut.max_read_request_size, self.mrrs)
+            ctx.set(dut.rcb_128, self.rcb == 128)
             to_send = list(reads)
             to_issue = list(good)           # the TLPs expected, in order
             to_deliver = list(reads)
@@ -185,7 +189,7 @@ class Bench:
                     assert tlp.tag not in held, f"tag {tlp.tag} reused while the IP holds it"
                     rd.tag = tlp.tag
                     outstanding[tlp.tag] = rd
-                    r, h = self.reservation(rd)
+                    r, h = rd.reserved = self.reservation(rd)
                     rows, hdrs, nbytes = rows + r, hdrs + h, nbytes + rd.length
                     assert rows <= rows_max and nbytes <= self.cpl_bytes, "ring over-reserved"
                     assert hdrs <= self.cpl_headers, "completion headers over-reserved"
@@ -206,7 +210,7 @@ class Bench:
                         if rd.tag is not None:
                             del outstanding[rd.tag]
                             queues.pop(rd.tag, None)
-                            r, h = self.reservation(rd)
+                            r, h = rd.reserved
                             rows, hdrs, nbytes = rows - r, hdrs - h, nbytes - rd.length
                 self.send_late(to_deliver, late, cycle)
             assert not to_issue and not to_send
@@ -396,20 +400,43 @@ def test_tag_limit(ext_tag, tags_max, limit):
     assert bench.stats["max_tags"] == limit
 
 
-@pytest.mark.parametrize("limit", ["rows", "headers"])
-def test_budgets(limit):
+@pytest.mark.parametrize("limit, rcb", [("rows", 64), ("headers", 64), ("headers", 128)])
+def test_budgets(limit, rcb):
     """Reads answered late fill the ring (1 KiB reads, 8 KiB ring) or the completion
-    headers (256 B reads spanning 5 RCB blocks each, 80 headers) exactly, never more."""
+    headers exactly, never more: 256 B reads at offset 32 span 5 blocks of a 64 B RCB
+    (16 reads fill 80 headers) or 3 of a 128 B RCB (26 reads: 78 of 80 headers; the
+    completer splits at 128 B boundaries only)."""
     if limit == "rows":
         bench = Bench(256, 2, seed=51, cpl_headers=256, cpl_bytes=8192, latency=(150, 200))
         length, offset = 1024, 0
     else:
-        bench = Bench(256, 2, seed=52, cpl_headers=80, latency=(150, 200))
+        bench = Bench(256, 2, seed=52, cpl_headers=80, latency=(150, 200), rcb=rcb)
         length, offset = 256, 32
     reads = [Read(HOST_BASE + 1024 * i + offset, length, i) for i in range(40)]
     bench.run(reads)
-    assert bench.stats["max_rows"] == (8192 // 32 if limit == "rows" else 16 * 8)
-    assert bench.stats["max_hdrs"] == (8 * 16 if limit == "rows" else 80)
+    per_read = 5 if rcb == 64 else 3
+    assert bench.stats["max_rows"] == (8192 // 32 if limit == "rows" else
+                                       80 // per_read * 8)
+    assert bench.stats["max_hdrs"] == (8 * 16 if limit == "rows" else
+                                       80 // per_read * per_read)
+
+
+def test_rcb_change_waits_for_reads():
+    """The RCB going from 128 B to 64 B while reads are outstanding: reads sent under
+    128 B may be answered in 128 B pieces only, so a read is sent under 64 B (5 headers
+    for 256 B at offset 32, not 3) only once all of them have been delivered: the
+    bench's count at each read's own RCB stays within the 80 headers throughout."""
+    bench = Bench(256, 2, seed=53, cpl_headers=80, latency=(150, 200), rcb=128)
+    reads = [Read(HOST_BASE + 1024 * i + 32, 256, i) for i in range(60)]
+    switched = {}
+
+    def on_cycle(ctx, cycle):
+        if cycle == 100:
+            ctx.set(bench.dut.rcb_128, 0)
+            bench.rcb = 64              # reads reserved from now on: at 64 B
+            switched["outstanding"] = bench.stats["max_hdrs"]
+    bench.run(reads, on_cycle=on_cycle)
+    assert switched["outstanding"] == 78            # 26 reads under 128 B when it changed
 
 
 def test_reset_clears():
@@ -481,3 +508,6 @@ def test_worst_case_completion_room():
     assert worst_case_room(0x1000, 4096) == (64, 64 * (16 + 64))
     assert worst_case_room(0x103C, 8) == (2, 2 * (16 + 16))      # 4 B either side of 0x40
     assert worst_case_room(0x1FFC, 4) == (1, 32)
+    # a 128 B RCB: one header per 128 B block
+    assert worst_case_room(0x1000, 4096, 128) == (32, 32 * (16 + 128))
+    assert worst_case_room(0x1060, 64, 128) == (2, 2 * (16 + 32))   # 32 B either side of 0x80

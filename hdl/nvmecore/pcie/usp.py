@@ -86,6 +86,7 @@ class UspAdapter(wiring.Component):
             "pcie_cq_np_req":           Out(2),
             "cfg_max_payload":          In(2),
             "cfg_max_read_req":         In(3),
+            "cfg_rcb_status":           In(4),
             "cfg_function_status":      In(16),
             "cfg_interrupt_msix_enable": In(4),
             "cfg_interrupt_msix_mask":  In(4),
@@ -191,6 +192,9 @@ class UspAdapter(wiring.Component):
             requester.max_payload_size.eq(mps),
             requester.np_credits.eq(self.pcie_tfc_nph_av),
             reader.max_read_request_size.eq(self.cfg_max_read_req),
+            # PF0's Link Control RCB bit: 128 B completion boundaries halve a read's
+            # worst-case completion headers [PG213 "Completion Space"]
+            reader.rcb_128.eq(self.cfg_rcb_status[0]),
         ]
 
         # -- Legacy interrupt [PG213 "Legacy Interrupt Mode"] -------------------------------

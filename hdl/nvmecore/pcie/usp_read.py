@@ -16,8 +16,11 @@ a tag slot too (never used on the link), so that order is kept in one place.
 
 Before a read is sent it reserves, until its data has been delivered:
 
-- completion headers: the 64-byte read completion boundary (RCB) blocks it spans, since
-  a completer may split it at every RCB [PCIe 4.0 §2.3.1.1], at most ``cpl_headers``;
+- completion headers: the read completion boundary (RCB) blocks it spans, since a
+  completer may split it at every RCB [PCIe 4.0 §2.3.1.1], at most ``cpl_headers``. The
+  RCB is 64 B, or 128 B while ``rcb_128`` is set (the IP's ``cfg_rcb_status``: Link
+  Control's RCB bit, which configuration software sets to the root port's RCB [PCIe 4.0
+  §7.5.3.7]): then a read needs half the headers, and twice the bytes may be in flight;
 - ring space: its beats in a ring of ``cpl_bytes``, beat-aligned, so that delivery reads
   whole beats. The ring is one memory per DWORD lane, so the parser
   (:class:`~.usp_rc.UspRcParser`) can write a completion at any DWORD offset in one cycle.
@@ -38,8 +41,9 @@ completions are taken and their data dropped, and round robin waits at an awaiti
 rather than re-issue it. The IP ends every read by itself unless the host disabled the
 completion time-out (Device Control 2); then a lost completion keeps its tag until reset.
 
-Extended tags changing while reads are outstanding: new reads wait until all have been
-delivered, then tags restart at 0 under the new limit.
+Extended tags or the RCB changing while reads are outstanding: new reads wait until all
+have been delivered, then tags restart at 0 under the new limit and headers are counted
+at the new RCB (a read sent under a 128 B RCB may not be answered at 64 B boundaries).
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal
@@ -55,6 +59,7 @@ from .usp_rc import UspRcParser
 __all__ = ["UspReadEngine"]
 
 RCB = 64                    # read completion boundary of a root complex [PCIe 4.0 §2.3.1.1]
+RCB_128 = 128               # the other RCB, where Link Control's RCB bit says so
 MAX_READ = 4096             # largest read request size [PCIe 4.0 §7.5.3.4]
 
 
@@ -84,6 +89,7 @@ class UspReadEngine(wiring.Component):
             "data": Out(stream.Signature(DmaReadBeat(width))),
             "ext_tag_enable":        In(1),
             "max_read_request_size": In(3),
+            "rcb_128":    In(1),            # the root port's RCB is 128 B (cfg_rcb_status)
             "idle":       Out(1),
             "unexpected": Out(1),
             "err_cor":    Out(1),           # for cfg_err_cor_in / cfg_err_uncor_in
@@ -101,6 +107,7 @@ class UspReadEngine(wiring.Component):
 
         # -- Tag window and reservations --------------------------------------------------
         ext = Signal()                          # extended tags in force for the window
+        rcb128 = Signal()                       # the 128 B RCB in force for the window
         mask = Signal(8)                        # tag modulus − 1
         m.d.comb += mask.eq(Mux(ext, tags_max - 1, min(32, tags_max) - 1))
         next_tag = Signal(8)                    # tag of the next request
@@ -134,13 +141,21 @@ class UspReadEngine(wiring.Component):
         r_valid = Signal()
         r = Signal(data.StructLayout({
             "addr": 64, "dwords": 11, "core_tag": 8, "bad": 1, "beats": beat_bits,
-            "last_beat": beat_bits, "hdrs": 7}))
+            "last_beat": beat_bits, "hdrs": 7, "hdrs64": 7, "hdrs128": 7}))
         p = self.req.payload
         mrrs = Mux(self.max_read_request_size > 5, 5, self.max_read_request_size)
         bad = ((p.addr[:2] != 0) | (p.length[:2] != 0) | (p.length == 0) |
                (p.length > (Const(128, 13) << mrrs)) |              # [PCIe 4.0 §7.5.3.4]
                (p.addr[:12] + p.length > 4096))                     # [PCIe 4.0 §2.2.7]
         issue = Signal()
+        restart = Signal()
+        # headers at each RCB; r.hdrs is the one in force (a register: no select before
+        # the room comparison), chosen again when a restart changes the RCB
+        hdrs64 = (p.addr[:6] + p.length + RCB - 1) >> 6
+        hdrs128 = (p.addr[:7] + p.length + RCB_128 - 1) >> 7
+        rcb_next = Mux(restart, self.rcb_128, rcb128)
+        with m.If(restart):
+            m.d.sync += r.hdrs.eq(Mux(self.rcb_128, r.hdrs128, r.hdrs64))
         m.d.comb += self.req.ready.eq(~r_valid | issue)
         with m.If(self.req.ready):
             m.d.sync += r_valid.eq(self.req.valid)
@@ -150,7 +165,8 @@ class UspReadEngine(wiring.Component):
                 r.beats.eq(Mux(p.length == 0, 1, (p.length + (1 << beat_log) - 1) >> beat_log)),
                 # beats - 1, kept for delivery (an equality, no subtraction, finds its end)
                 r.last_beat.eq(Mux(p.length == 0, 0, (p.length - 1) >> beat_log)),
-                r.hdrs.eq((p.addr[:6] + p.length + RCB - 1) >> 6),
+                r.hdrs64.eq(hdrs64), r.hdrs128.eq(hdrs128),
+                r.hdrs.eq(Mux(rcb_next, hdrs128, hdrs64)),
             ]
 
         # -- Issue ------------------------------------------------------------------------
@@ -165,7 +181,8 @@ class UspReadEngine(wiring.Component):
         issue_q, restart_q = Signal(), Signal()     # what next_tag did at the last edge
         next_held = Mux(restart_q, held_zero, Mux(issue_q, held_next, held_same))
         next_tag1 = Signal(8, init=1)           # (next_tag + 1) & mask, kept alongside
-        slot_ok = ((count <= mask) & (ext == self.ext_tag_enable) & ~next_held)
+        slot_ok = ((count <= mask) & (ext == self.ext_tag_enable) & (rcb128 == self.rcb_128)
+                   & ~next_held)
         room_ok = (r.beats <= rows_free) & (r.hdrs <= hdrs_free)
         offered = Signal()                      # tlp.valid held until taken (stream rules)
         m.d.comb += [
@@ -188,9 +205,11 @@ class UspReadEngine(wiring.Component):
             m.d.sync += [next_tag.eq(next_tag1), next_tag1.eq((next_tag1 + 1) & mask)]
             with m.If(~r.bad):
                 m.d.sync += wr_row.eq(wr_row + r.beats)
-        restart = (count == 0) & (ext != self.ext_tag_enable) & ~offered
+        m.d.comb += restart.eq((count == 0) & ~offered &
+                               ((ext != self.ext_tag_enable) | (rcb128 != self.rcb_128)))
         with m.If(restart):
-            m.d.sync += [ext.eq(self.ext_tag_enable), next_tag.eq(0), next_tag1.eq(1),
+            m.d.sync += [ext.eq(self.ext_tag_enable), rcb128.eq(self.rcb_128),
+                         next_tag.eq(0), next_tag1.eq(1),
                          deliver.eq(0), deliver1.eq(1), oldest.eq(0)]
 
         # -- Reorder ring: one memory per DWORD lane ---------------------------------------

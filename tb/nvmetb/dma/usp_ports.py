@@ -95,13 +95,13 @@ _READS = {TlpType.MEM_READ, TlpType.MEM_READ_64}
 _WRITES = {TlpType.MEM_WRITE, TlpType.MEM_WRITE_64}
 
 
-def worst_case_room(addr, length):
+def worst_case_room(addr, length, rcb=RCB_BYTES):
     """(headers, bytes) of the hard IP's completion space a read may need: a completer
-    may split it at every read completion boundary [PCIe 4.0 §2.3.1.1], each completion a
-    header plus its data in whole 16-byte credits."""
+    may split it at every read completion boundary ``rcb`` [PCIe 4.0 §2.3.1.1], each
+    completion a header plus its data in whole 16-byte credits."""
     headers, room, pos, end = 0, 0, addr, addr + length
     while pos < end:
-        cut = min(end, (pos // RCB_BYTES + 1) * RCB_BYTES)
+        cut = min(end, (pos // rcb + 1) * rcb)
         headers += 1
         room += CREDIT_BYTES + -(-(cut - pos) // CREDIT_BYTES) * CREDIT_BYTES
         pos = cut
@@ -115,9 +115,10 @@ class UspDmaSettings:
     ``latency``: cycles from the request's arrival to its first completion (at least 1).
     ``split``: "mps" cuts completions only where max payload size forces it (at an RCB);
     "rcb" cuts at every read completion boundary.
-    ``rcb``: the root complex's read completion boundary in bytes, 64 or 128 (Link
-    Control's RCB bit [PCIe 4.0 §7.5.3.7]); the hard IP's completion budget is still
-    checked against the worst case, 64 B (:func:`worst_case_room`).
+    ``rcb``: the root complex's read completion boundary in bytes, 64 or 128. Software
+    sets the device's Link Control RCB bit to it [PCIe 4.0 §7.5.3.7], so the model shows
+    it on ``cfg_rcb_status[0]``; the hard IP's completion budget is checked against the
+    worst case at that boundary, every completion split at it (:func:`worst_case_room`).
     ``interleave``: the next completion comes from a random ready read (seeded), not the
     oldest.
     ``rc_segments``: TLPs that may start in one RC beat (1: no straddling; 2 or 4;
@@ -256,6 +257,7 @@ class UspDma:
             reset_when=lambda: int(dut.cfg_flr_in_process.value) & 1,
             on_tlps=self._np_take).start()
         dut.pcie_tfc_nph_av.value = self._np_shown[0]
+        dut.cfg_rcb_status.value = int(s.rcb == 128)
         self._tasks = [cocotb.start_soon(self._run())]
         return self
 
@@ -415,7 +417,7 @@ class UspDma:
         for held in list(self._room):
             if held not in self._outstanding and held not in self._unanswered:
                 del self._room[held]
-        self._room[tag] = worst_case_room(tlp.address, length)
+        self._room[tag] = worst_case_room(tlp.address, length, self.settings.rcb)
         headers = sum(h for h, _ in self._room.values())
         room = sum(b for _, b in self._room.values())
         self.most_room = max(self.most_room, room)
