@@ -30,6 +30,25 @@ def test_read_and_write_4k_256_bits():
     assert ceiling.null_command(itf, interrupts=0).rq == 1
 
 
+def test_completion_header_bound():
+    """At 1 µs (250 cycles) a 4 KiB Write reads 65 RCB blocks of 64 B (its data and its
+    SQ entry), each holding one of the IP's 128 completion headers for at least 250
+    cycles: 65 * 250 / 128 = 126.95 cycles per command, above the 512-bit interface's
+    beats, so it binds there; at 256 bits RC (162.5 beats) binds; at a 128 B RCB the
+    blocks halve; without latency there is no such bound."""
+    w512 = ceiling.io_command(Interface(width=512), "write", 4096, latency=250)
+    assert w512.held == pytest.approx(65 * 250 / 128) and w512.bound == "IP cpl"
+    assert w512.cycles == w512.held > w512.rc
+    w256 = ceiling.io_command(Interface(), "write", 4096, latency=250)
+    assert (w256.cycles, w256.bound) == (162.5, "RC")
+    r128 = ceiling.io_command(Interface(width=512, rcb=128), "write", 4096, latency=250)
+    assert r128.held == pytest.approx(32.5 * 250 / 128) and r128.bound == "RC"
+    assert ceiling.io_command(Interface(width=512), "write", 4096).held == 0
+    # a Read reads only its SQ entry from the host
+    assert ceiling.io_command(Interface(), "read", 4096, latency=250).held == \
+        pytest.approx(250 / 128)
+
+
 def test_512_bits_straddled_and_prp_list():
     itf = Interface(width=512)
     # RQ straddles two TLPs per 64 B beat: a 272 B write takes 9 segments of 32 B = 4.5

@@ -20,6 +20,14 @@ clock divided by that count. What it counts [PG213 "Requester Interface"]:
   each), its CQ entry write (16 B), its MSI-X write (4 B) when interrupts fire per
   command (a share of one with coalescing, none when off), and for transfers of more
   than two pages the PRP list (8 B per page after the first);
+- with host latency, the hard IP's completion space [PG213 "Completion Space": 128
+  completion headers]: a read from the host holds one header per RCB block it spans
+  from its request until its completions are in, at least the host latency, so at most
+  128 RCB blocks of reads are in flight (8 KiB at a 64 B RCB): a command reading ``h``
+  blocks (its SQ entry's share, its PRP list, a Write's data) takes at least
+  ``h * latency / 128`` cycles. This bounds Writes at 512 bits and 1 µs; the bound is
+  named "IP cpl" where it binds. It leaves out the adapter's and core's own part of the
+  round trip, so it too errs high;
 - not counted: SQ fetch read requests (one beat per multi-entry fetch) and doorbell
   writes (they arrive on CQ, another interface). Both make the ceiling higher, never
   lower: a figure above its ceiling is a bench or model error.
@@ -36,6 +44,8 @@ __all__ = ["CLOCK_MHZ", "Interface", "Costs", "null_command", "io_command", "rat
            "SQE_BYTES", "CQE_BYTES", "MSIX_BYTES", "PAGE_BYTES"]
 
 CLOCK_MHZ = 250
+#: Completion headers of the hard IP's receive buffer [PG213 "Completion Space"].
+COMPLETION_HEADERS = 128
 SQE_BYTES = 64
 CQE_BYTES = 16
 MSIX_BYTES = 4
@@ -95,17 +105,27 @@ class Interface:
 
 @dataclass(frozen=True)
 class Costs:
-    """Beats per command on RQ and RC; ``cycles`` is the busier one."""
+    """Beats per command on RQ and RC, and ``held``: the cycles per command the hard IP's
+    completion headers allow at the host latency; ``cycles`` is the largest."""
     rq: float
     rc: float
+    held: float = 0.0
 
     @property
     def cycles(self):
-        return max(self.rq, self.rc)
+        return max(self.rq, self.rc, self.held)
 
     @property
     def bound(self):
+        if self.held > max(self.rq, self.rc):
+            return "IP cpl"
         return "RQ" if self.rq >= self.rc else "RC"
+
+
+def _held(itf: Interface, read_bytes, latency):
+    """Cycles per command that reading ``read_bytes`` from the host (RCB-aligned pieces)
+    takes of the completion headers at ``latency`` cycles of host latency."""
+    return read_bytes / itf.rcb * latency / COMPLETION_HEADERS
 
 
 def _per_command(itf: Interface, interrupts):
@@ -116,10 +136,10 @@ def _per_command(itf: Interface, interrupts):
     return rq, sqe_rc
 
 
-def null_command(itf: Interface, interrupts=1.0) -> Costs:
+def null_command(itf: Interface, interrupts=1.0, latency=0) -> Costs:
     """A command without data (Flush): its SQ entry, CQ entry and interrupt."""
     rq, rc = _per_command(itf, interrupts)
-    return Costs(rq, rc)
+    return Costs(rq, rc, _held(itf, SQE_BYTES, latency))
 
 
 def prp_list_bytes(length):
@@ -129,9 +149,10 @@ def prp_list_bytes(length):
     return PRP_ENTRY_BYTES * (pages - 1) if pages > 2 else 0
 
 
-def io_command(itf: Interface, op, length, interrupts=1.0) -> Costs:
+def io_command(itf: Interface, op, length, interrupts=1.0, latency=0) -> Costs:
     """A Read (``op="read"``: data written to the host on RQ) or Write (``"write"``:
-    read requests on RQ, data in completions on RC) of ``length`` bytes."""
+    read requests on RQ, data in completions on RC) of ``length`` bytes; ``latency``:
+    the host's, in cycles (for the completion-header bound)."""
     rq, rc = _per_command(itf, interrupts)
     prp = prp_list_bytes(length)
     if prp:
@@ -144,7 +165,8 @@ def io_command(itf: Interface, op, length, interrupts=1.0) -> Costs:
         rc += itf.completions(length)
     else:
         raise ValueError(f"op={op!r}: 'read' or 'write'")
-    return Costs(rq, rc)
+    read_bytes = SQE_BYTES + prp + (length if op == "write" else 0)
+    return Costs(rq, rc, _held(itf, read_bytes, latency))
 
 
 def rate(cycles_per_command):

@@ -92,8 +92,8 @@ def _ceiling(entry, job):
     itf = interface(entry)
     if job["kind"] == "null":
         per = {"each": 1.0, "coalesced": 1 / 8, "off": 0.0}[job["irq"]]
-        return ceiling.null_command(itf, per)
-    return ceiling.io_command(itf, job["op"], job["size"])
+        return ceiling.null_command(itf, per, latency=entry["latency"])
+    return ceiling.io_command(itf, job["op"], job["size"], latency=entry["latency"])
 
 
 def _beats(job, cost):
@@ -186,6 +186,10 @@ def markdown(suite_results, wall=None, command="make bench"):
              "payload size, completions at the RCB, straddling as the width allows: RC 2 "
              "TLPs per beat at 256 bits and 4 at 512, RQ 2 at 512; the SQ entry, CQ entry "
              "and MSI-X write of each command); the busier interface bounds the rate. "
+             "With host latency, the hard IP's 128 completion headers bound reads from the "
+             "host too: one header per RCB block, held at least the latency, so at most "
+             "128 blocks (8 KiB at a 64 B RCB, 16 KiB at 128 B) in flight; where that "
+             "binds (Writes at 512 bits), the bound reads \"IP cpl\". "
              "A rate is measured from the completion ending a warm-up to a later one, the "
              "host keeping every queue at its depth until that one.", ""]
     builds = sorted({(e["config"]["data_width"], e["config"]["io_queues"],

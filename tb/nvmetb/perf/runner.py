@@ -140,6 +140,10 @@ def suite(*, quick=False, sweep=False, debug=False):
         jobs = [_io(op, size) for size in (512, 4096) for op in ("read", "write")]
         runs.append(("w256-lat250-rcb128", config(),
                      {"latency": 250, "rcb": 128, "io_queues": IO_QUEUES, "jobs": jobs}))
+        # a 128 B RCB halves a read's completion headers: 512-bit Writes at 1 us are
+        # bound by the headers at 64 B (ceiling.py), by RC at 128 B
+        runs.append(("w512-lat250-rcb128", config(data_width=512),
+                     {"latency": 250, "rcb": 128, "io_queues": IO_QUEUES, "jobs": jobs}))
         # The AXI4 backend: cocotbext-axi's RAM with no wait states behind m_axi_*.
         jobs = [{"kind": "latency", "repeat": 3}]
         jobs += [_io(op, size) for size in (4096, 128 * 1024) for op in ("read", "write")]
