@@ -30,6 +30,7 @@ import bisect
 from collections import Counter
 
 from nvmecore.layouts import Cqe, Reg
+from nvmetb.host.driver import is_cq_buffer
 from nvmetb.host.transport import HostMemoryTransport
 from nvmetb.hostmem import DeviceWrite, HostMemory
 from nvmetb.model import split_access
@@ -262,9 +263,9 @@ class BenchTransport(HostMemoryTransport):
 
     def _cq_rings(self):
         """Whether ``[start, stop)`` overlaps one of the host's completion queue
-        buffers (the driver names them ``acq`` and ``cq<qid>``), for :meth:`_classify`."""
-        rings = sorted((b.addr, b.end) for b in self.memory.buffers
-                       if b.name == "acq" or (b.name or "").removeprefix("cq").isdigit())
+        buffers (as the driver names them: :func:`~nvmetb.host.driver.is_cq_buffer`), for
+        :meth:`_classify`."""
+        rings = sorted((b.addr, b.end) for b in self.memory.buffers if is_cq_buffer(b.name))
         starts = [a for a, _ in rings]
 
         def overlaps(start, stop):

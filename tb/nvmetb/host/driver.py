@@ -66,6 +66,7 @@ from .status import (
 from .transport import Transport
 
 __all__ = [
+    "cq_buffer_name", "is_cq_buffer",
     "Cns", "FeatureId", "IdentifyDw10", "IdentifyDw11", "GetLogPageDw10",
     "GetLogPageDw11", "FeatureDw10", "NumberOfQueues", "QueueIdSize", "CreateCqDw11",
     "CreateSqDw11", "AbortDw10",
@@ -114,6 +115,17 @@ _M32 = 0xFFFF_FFFF
 
 
 # -- Entries ---------------------------------------------------------------------------------------
+
+def cq_buffer_name(qid):
+    """The name the driver gives the host buffer of CQ ``qid`` (``acq``, ``cq<qid>``)."""
+    return "acq" if qid == 0 else f"cq{qid}"
+
+
+def is_cq_buffer(name):
+    """Whether a host buffer named ``name`` is a completion queue's
+    (:func:`cq_buffer_name`)."""
+    return name == "acq" or (name or "").removeprefix("cq").isdigit()
+
 
 def build_sqe(opcode, cid, *, nsid=0, prp1=0, prp2=0, cdw2=0, cdw3=0, mptr=0, fuse=0,
               psdt=0, cdw10=0, cdw11=0, cdw12=0, cdw13=0, cdw14=0, cdw15=0) -> bytes:
@@ -286,7 +298,7 @@ class NvmeHost(NvmIo):
         entries = admin_entries or self.admin_entries
         sq = SubmissionQueue(0, self.t.alloc(entries * SQE_BYTES, PAGE_SIZE, name="asq"),
                              entries, cqid=0)
-        cq = CompletionQueue(0, self.t.alloc(entries * CQE_BYTES, PAGE_SIZE, name="acq"),
+        cq = CompletionQueue(0, self.t.alloc(entries * CQE_BYTES, PAGE_SIZE, name=cq_buffer_name(0)),
                              entries, vector=0)
         await self.write_reg(Reg.AQA, _encode(Aqa, {"asqs": entries - 1, "acqs": entries - 1}))
         await self.write_reg(Reg.ASQ, sq.base)
@@ -559,7 +571,7 @@ class NvmeHost(NvmIo):
             vector = qid if qid < self.vectors else 0
         own = base is None
         if own:
-            base = self.t.alloc(entries * CQE_BYTES, PAGE_SIZE, name=f"cq{qid}")
+            base = self.t.alloc(entries * CQE_BYTES, PAGE_SIZE, name=cq_buffer_name(qid))
         cqe, _ = await self.admin(
             AdminOpcode.CREATE_IO_CQ, prp1=base,
             cdw10=_encode(QueueIdSize, {"qid": qid, "qsize": entries - 1}),
