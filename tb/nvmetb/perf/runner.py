@@ -133,10 +133,12 @@ def suite(*, quick=False, sweep=False, debug=False):
         runs.append((f"w256-lat{latency}", config(),
                      {"latency": latency, "rcb": 64, "io_queues": NULL_QUEUES, "jobs": jobs}))
     if not quick:
-        jobs = [{"kind": "latency", "repeat": 3}, _null(NULL_QUEUES, NULL_DEPTH, "each")]
-        jobs += [_io(op, size) for size in SIZES for op in ("read", "write")]
-        runs.append(("w512-lat250", config(data_width=512),
-                     {"latency": 250, "rcb": 64, "io_queues": NULL_QUEUES, "jobs": jobs}))
+        for latency in LATENCIES:
+            jobs = [{"kind": "latency", "repeat": 3}, _null(NULL_QUEUES, NULL_DEPTH, "each")]
+            jobs += [_io(op, size) for size in SIZES for op in ("read", "write")]
+            runs.append((f"w512-lat{latency}", config(data_width=512),
+                         {"latency": latency, "rcb": 64, "io_queues": NULL_QUEUES,
+                          "jobs": jobs}))
         jobs = [_io(op, size) for size in (512, 4096) for op in ("read", "write")]
         runs.append(("w256-lat250-rcb128", config(),
                      {"latency": 250, "rcb": 128, "io_queues": IO_QUEUES, "jobs": jobs}))
