@@ -274,3 +274,30 @@ def test_failed_read_hands_on_no_entry(error_beats, every_beat):
                 assert when[0] >= beats, f"an entry left before the read's last beat: {when}"
 
     _bench(testbench, error_on_every_beat=every_beat)
+
+
+@pytest.mark.parametrize("at", range(5))
+def test_slots_back_while_choosing(at):
+    """A CQ's slots come back (``unblock``) in the cycle its SQ is chosen: the credit the
+    engine then weighs was read before they came, so the SQ is skipped, but it must not
+    stay blocked, since the unblock that would clear the block has already gone by. With
+    no other event to clear it, an SQ blocked that way was never fetched again (the
+    host, waiting for its completions, rings no doorbell: a hang). The pulse is tried in
+    each of the first cycles, one of which is the choosing one; credit is back two
+    cycles after it."""
+
+    async def testbench(ctx, dut):
+        await _start(ctx, dut)
+        _sq1_has_work(ctx, dut)
+        ctx.set(dut.queues.credit, 0)                   # CQ 1 full
+        ctx.set(dut.dma.req.ready, 1)
+        offered = False
+        for cycle in range(40):
+            ctx.set(dut.unblock, cycle == at)
+            if cycle == at + 2:
+                ctx.set(dut.queues.credit, 15)
+            offered |= bool(ctx.get(dut.dma.req.valid))
+            await ctx.tick()
+        assert offered, f"SQ 1 never fetched after its CQ's slots came back at cycle {at}"
+
+    _bench(testbench)

@@ -232,6 +232,18 @@ class FetchEngine(wiring.Component):
         m.d.sync += [removed.eq(removing), removed_qid.eq(self.setup.qid)]
         cancelled = Signal()
         drop_now = Signal()            # the request being taken belongs to a deleted SQ
+        # Slots back in a CQ, a queue set up, room back downstream, a CQ no longer held:
+        # every SQ is looked at again (``blocked`` cleared). One that came in the cycle
+        # the SQ in SIZE was chosen is not in the credit SIZE weighs (read as it was
+        # chosen): that SQ is then skipped but not blocked, or it would stay blocked
+        # with the event that clears it gone by.
+        holding = Signal()
+        m.d.sync += holding.eq(self.hold.valid)
+        rescan = Signal()
+        m.d.comb += rescan.eq(self.unblock | self.setup.valid | self.admin_taken
+                              | self.io_returned | (holding & ~self.hold.valid))
+        rescanned = Signal()           # a rescan in the cycle the SQ in SIZE was chosen
+        m.d.sync += rescanned.eq(rescan)
 
         with m.FSM(name="fetch"):
             with m.State("IDLE"):
@@ -264,7 +276,7 @@ class FetchEngine(wiring.Component):
                 with m.If(available == 0):
                     # Nothing there (a doorbell that added nothing): its work bit goes.
                     m.d.comb += [qs.empty.valid.eq(1), qs.empty.qid.eq(sq)]
-                with m.Elif(skip):
+                with m.Elif(skip & ~rescanned):
                     m.d.sync += blocked.bit_select(sq, 1).eq(1)
                 # Stopped, or the SQ deleted, while deciding: nothing to fetch.
                 with m.If(skip | ~can_issue | deleting | (removed & (removed_qid == sq))):
@@ -298,12 +310,7 @@ class FetchEngine(wiring.Component):
                                           Const(0, 1))),
                     ]
                     m.next = "IDLE"
-        # Slots back in a CQ, a queue set up, room back downstream, a CQ no longer held:
-        # look at every SQ again.
-        holding = Signal()
-        m.d.sync += holding.eq(self.hold.valid)
-        with m.If(self.unblock | self.setup.valid | self.admin_taken | self.io_returned
-                  | (holding & ~self.hold.valid)):
+        with m.If(rescan):
             m.d.sync += blocked.eq(0)
 
         # -- Read data: assemble entries ------------------------------------------------------
