@@ -301,3 +301,48 @@ def test_slots_back_while_choosing(at):
         assert offered, f"SQ 1 never fetched after its CQ's slots came back at cycle {at}"
 
     _bench(testbench)
+
+
+@pytest.mark.parametrize("gap", [0, 1])
+@pytest.mark.parametrize("at", range(2, 8))
+def test_weighted_order_when_slots_come_back(at, gap):
+    """Weighted round robin: a high SQ is blocked (its CQ full) when a low SQ gets work;
+    the CQ's slots come back ``gap`` cycles later. Whatever the timing, the high SQ is
+    fetched first: a low SQ chosen while the high one was blocked, with the slots back
+    in that very cycle, is chosen again rather than fetched (before, it could be, and
+    the weighted round's order changed with the timing of a doorbell)."""
+    from nvmecore.admin_layouts import Arbitration, QueuePriority
+
+    bases = {1: 0x1000, 2: 0x2000}
+
+    async def testbench(ctx, dut):
+        ctx.set(dut.run, 1)
+        ctx.set(dut.bus_master_enable, 1)
+        ctx.set(dut.max_read_request_size, 2)
+        ctx.set(dut.burst_log2, 7)
+        ctx.set(dut.wrr, 1)
+        ctx.set(dut.weights, Arbitration.const({"ab": 7, "lpw": 0, "mpw": 0, "hpw": 0}))
+        for qid, prio in ((1, QueuePriority.HIGH), (2, QueuePriority.LOW)):
+            ctx.set(dut.setup, {"valid": 1, "qid": qid, "cq": 0, "create": 1,
+                                "base": bases[qid], "size_m1": 15, "cqid": 1,
+                                "prio": prio.value})
+            await ctx.tick()
+        ctx.set(dut.setup.valid, 0)
+        _sq1_has_work(ctx, dut)
+        ctx.set(dut.queues.credit, 0)                   # CQ 1 full
+        ctx.set(dut.dma.req.ready, 1)
+        first = None
+        for cycle in range(60):
+            if cycle == at:
+                ctx.set(dut.sq_work, 0b110)             # the low SQ gets work
+            ctx.set(dut.unblock, cycle == at + gap)
+            if cycle == at + gap + 1:
+                # the queue state is read as an SQ is chosen: the credit is there the
+                # cycle after the slots came back
+                ctx.set(dut.queues.credit, 15)
+            if first is None and ctx.get(dut.dma.req.valid):
+                first = ctx.get(dut.dma.req.p.addr) >> 12
+            await ctx.tick()
+        assert first == bases[1], f"first fetch from {first:#x}, not the high SQ's page"
+
+    _bench(testbench)

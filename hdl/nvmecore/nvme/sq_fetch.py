@@ -244,6 +244,10 @@ class FetchEngine(wiring.Component):
                               | self.io_returned | (holding & ~self.hold.valid))
         rescanned = Signal()           # a rescan in the cycle the SQ in SIZE was chosen
         m.d.sync += rescanned.eq(rescan)
+        # ... and in weighted round robin, if an SQ was blocked then, the choice was made
+        # without it (it may be of a class that goes first): choose again. (Round robin
+        # has no order between classes to keep.)
+        had_blocked = Signal()
 
         with m.FSM(name="fetch"):
             with m.State("IDLE"):
@@ -256,7 +260,7 @@ class FetchEngine(wiring.Component):
                         m.d.comb += [self.reserve_ack.eq(1), qs.reserve.valid.eq(1)]
                 with m.Elif(can_issue & found):
                     m.d.comb += [base_rd.en.eq(1), arbiter.take.eq(1)]
-                    m.d.sync += [sq.eq(pick), cancelled.eq(0)]
+                    m.d.sync += [sq.eq(pick), cancelled.eq(0), had_blocked.eq(blocked.any())]
                     m.next = "SIZE"
             with m.State("SIZE"):
                 # The request is fixed here, and must not change while it waits. It is
@@ -279,7 +283,8 @@ class FetchEngine(wiring.Component):
                 with m.Elif(skip & ~rescanned):
                     m.d.sync += blocked.bit_select(sq, 1).eq(1)
                 # Stopped, or the SQ deleted, while deciding: nothing to fetch.
-                with m.If(skip | ~can_issue | deleting | (removed & (removed_qid == sq))):
+                stale = self.wrr & rescanned & had_blocked
+                with m.If(skip | stale | ~can_issue | deleting | (removed & (removed_qid == sq))):
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "ISSUE"
