@@ -43,6 +43,7 @@ def _simulate(steps, *, wrr=True, weights=(1, 2, 4), burst=1, prio=PRIO):
         ctx.set(dut.weights, Arbitration.const(_weights(*weights)))
         for candidates in steps:
             ctx.set(dut.candidates, sum(1 << q for q in candidates))
+            await ctx.tick()                # a change of class waits a cycle
             if not ctx.get(dut.found):
                 picks.append((None, None, 0))
                 continue
@@ -159,3 +160,36 @@ def test_random_against_model():
                 step.remove(0)                     # the admin SQ seldom has work
         got = _simulate(steps, weights=weights, burst=burst)
         assert got == _model(steps, weights=weights, burst=burst), (trial, weights, burst)
+
+
+def test_class_change_waits_a_cycle():
+    """The one priority encoder serves the class chosen in the cycle before; when the
+    class to serve changes (the admin SQ gets work beside a low one, a class runs dry,
+    another gets work) there is no pick for a cycle, then the pick the class logic asks
+    for. Round robin mode has one class: every candidate set is served in its cycle."""
+    dut = SqArbiter(CONFIG)
+    seen = []
+
+    async def bench(ctx):
+        for qid, cls in PRIO.items():
+            ctx.set(dut.setup, {"valid": 1, "qid": qid, "create": 1, "prio": cls.value})
+            await ctx.tick()
+        ctx.set(dut.setup.valid, 0)
+        ctx.set(dut.weights, Arbitration.const(_weights(1, 2, 4)))
+        for wrr, steps in ((1, [{5}, {5}, {0, 5}, {0, 5}, set(), {1}, {1}]),
+                           (0, [set(), {3}, {0, 3}, {6}])):
+            ctx.set(dut.wrr, wrr)
+            for candidates in steps:
+                ctx.set(dut.candidates, sum(1 << q for q in candidates))
+                seen.append((wrr, ctx.get(dut.pick) if ctx.get(dut.found) else None))
+                await ctx.tick()
+
+    simulate(dut, bench)
+    wrr = [p for w, p in seen if w]
+    rr = [p for w, p in seen if not w]
+    # weighted: each change of class (round robin → low, low → admin, admin → none →
+    # high) costs the cycle it happens in
+    assert wrr == [None, 5, None, 0, None, None, 1], wrr
+    # round robin (nothing taken, so the pointer stays at 0: SQ 3 is above it, SQ 0 is
+    # not); its first cycle still has the weighted class
+    assert rr == [None, 3, 3, 6], rr

@@ -16,16 +16,18 @@ last. With all classes busy, high, medium and low therefore get (HPW + 1) : (MPW
 (LPW + 1) of the commands fetched; the urgent class can starve them (the spec warns the
 host of it).
 
-Cost per SQ: its two QPRIO bits and the bitmap logic that masks the candidates by class;
-the choice itself is a few OR reductions, three credit counters and five round-robin
-priority encoders (one per class and one for round robin mode, side by side so that the
-class choice does not lengthen their path), whatever the number of SQs.
+Cost per SQ: its two QPRIO bits, one LUT that keeps its candidate bit when it is of the
+class served, and its share of one round-robin priority encoder; the class choice is a
+few OR reductions and three credit counters, whatever the number of SQs. The encoder
+serves the class chosen in the cycle before (a register), so the class logic is not in
+front of it; its pick counts only while that is still the class to serve, so a change of
+class costs a cycle (never in round robin mode: one class) and never changes a decision.
 
 The fetch engine says when it chose ``pick`` (``take``) and how many commands it then
 fetched from that SQ (``fetched``); ``limit`` holds for the SQ taken last.
 """
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -92,67 +94,73 @@ class SqArbiter(wiring.Component):
             QueuePriority.MEDIUM: self.weights.mpw + 1,
             QueuePriority.LOW: self.weights.lpw + 1,
         }
+        # Class numbers: the four QPRIO values, ADMIN, ALL (round robin mode), NONE.
+        ADMIN, ALL, NONE = 4, 5, 6
+        taken_cls = Signal(range(7), init=ALL)
         credit = {cls: Signal(9, name=f"credit_{cls.name.lower()}") for cls in WEIGHTED}
         busy = {cls: masks[cls].any() for cls in WEIGHTED}
         new_round = Signal()
         m.d.comb += new_round.eq(~Cat(*(busy[c] & (credit[c] != 0) for c in WEIGHTED)).any())
-        serve = {cls: Signal(name=f"serve_{cls.name.lower()}") for cls in WEIGHTED}
-        for cls in WEIGHTED:
-            m.d.comb += serve[cls].eq(busy[cls] & ((credit[cls] != 0) | new_round))
-
-        # -- The class served, then round robin within it --------------------------------
-        # Class numbers: the four QPRIO values, ADMIN, and ALL (round robin mode).
-        ADMIN, ALL = 4, 5
-        cls_now = Signal(range(6))
-        chosen = Signal(n)
+        cls_now = Signal(range(7))                      # the class to serve
         with m.If(~self.wrr):
-            m.d.comb += [cls_now.eq(ALL), chosen.eq(self.candidates)]
+            m.d.comb += cls_now.eq(ALL)
         with m.Elif(self.candidates[0]):
-            m.d.comb += [cls_now.eq(ADMIN), chosen.eq(1)]
+            m.d.comb += cls_now.eq(ADMIN)
         with m.Elif(masks[QueuePriority.URGENT].any()):
-            m.d.comb += [cls_now.eq(QueuePriority.URGENT.value),
-                         chosen.eq(masks[QueuePriority.URGENT])]
+            m.d.comb += cls_now.eq(QueuePriority.URGENT.value)
         for cls in WEIGHTED:
-            with m.Elif(serve[cls]):
-                m.d.comb += [cls_now.eq(cls.value), chosen.eq(masks[cls])]
+            with m.Elif(busy[cls] & ((credit[cls] != 0) | new_round)):
+                m.d.comb += cls_now.eq(cls.value)
+        with m.Else():
+            m.d.comb += cls_now.eq(NONE)
+        # The encoder serves the class chosen in the cycle before (``cls_q``, a register:
+        # the class logic is not in front of the encoder), and its pick counts only when
+        # that is still the class to serve; when the class changes, the pick waits a
+        # cycle. Round robin mode has one class (ALL): no such cycle there.
+        cls_q = Signal(range(7), init=NONE)
+        m.d.sync += cls_q.eq(Mux(self.clear, NONE, cls_now))
+        weighted_q = Cat(*(cls_q == c.value for c in WEIGHTED)).any()
+        with m.If(self.take & weighted_q & new_round):
+            m.d.sync += [credit[c].eq(weight[c]) for c in WEIGHTED]
+        for cls in WEIGHTED:
+            with m.If(self.fetched.valid & (taken_cls == cls.value)):
+                m.d.sync += credit[cls].eq(credit[cls] - self.fetched.n)
+        with m.If(self.clear):
+            m.d.sync += [c.eq(0) for c in credit.values()]
 
-        # One "served last" pointer per class; ADMIN needs none. Each class's round-robin
-        # choice is made beside the class choice, which then selects one: the class logic
-        # and the priority encoders are side by side, not one after the other.
+        # -- The class served: its candidates, round robin among them --------------------
+        # Each candidate is kept when it is of the class served: one LUT per SQ (its
+        # candidate bit, its two QPRIO bits and the class).
+        of_class = Signal(n)
+        m.d.comb += of_class[0].eq((cls_q == ALL) | (cls_q == ADMIN))
+        for q in range(1, n):
+            m.d.comb += of_class[q].eq((cls_q == ALL) |
+                                       (cls_q == Cat(prio_lo[q], prio_hi[q], Const(0, 1))))
+        chosen = Signal(n)
+        m.d.comb += chosen.eq(self.candidates & of_class)
+        # One "served last" pointer per class; ADMIN and NONE need none.
         last = [Signal(qw, name=f"last_{i}") for i in range(6)]
-        turns = {ALL: self.candidates, **{c.value: masks[c] for c in QueuePriority}}
-        picks = {}
-        for i, mask in turns.items():
-            picks[i] = Signal(qw, name=f"pick_{i}")
-            m.d.comb += picks[i].eq(round_robin(m, mask, last[i], qw, name=f"rr{i}")[0])
-        m.d.comb += self.found.eq(chosen.any())
-        with m.Switch(cls_now):
-            for i, p in picks.items():
+        last_now = Signal(qw)
+        with m.Switch(cls_q):
+            for i in (*(c.value for c in QueuePriority), ALL):
                 with m.Case(i):
-                    m.d.comb += self.pick.eq(p)
-            with m.Case(ADMIN):
-                m.d.comb += self.pick.eq(0)
+                    m.d.comb += last_now.eq(last[i])
+        pick, found = round_robin(m, chosen, last_now, qw, name="rr")
+        m.d.comb += [self.pick.eq(pick), self.found.eq(found & (cls_now == cls_q))]
 
-        # -- Taken: remember the class; a new round reloads every credit -----------------
-        taken_cls = Signal(range(6), init=ALL)
+        # -- Taken: remember the class and the SQ --------------------------------------
         with m.If(self.take):
-            m.d.sync += taken_cls.eq(cls_now)
-            with m.Switch(cls_now):
+            m.d.sync += taken_cls.eq(cls_q)
+            with m.Switch(cls_q):
                 for i in (*(c.value for c in QueuePriority), ALL):
                     with m.Case(i):
                         m.d.sync += last[i].eq(self.pick)
-            weighted_now = Cat(*(cls_now == c.value for c in WEIGHTED)).any()
-            with m.If(weighted_now & new_round):
-                m.d.sync += [credit[c].eq(weight[c]) for c in WEIGHTED]
 
         m.d.comb += self.limit.eq(NO_LIMIT)
         for cls in WEIGHTED:
             with m.If(taken_cls == cls.value):
                 m.d.comb += self.limit.eq(credit[cls])
-                with m.If(self.fetched.valid):
-                    m.d.sync += credit[cls].eq(credit[cls] - self.fetched.n)
 
         with m.If(self.clear):
-            m.d.sync += [taken_cls.eq(ALL), *(c.eq(0) for c in credit.values()),
-                         *(p.eq(0) for p in last)]
+            m.d.sync += [taken_cls.eq(ALL), *(p.eq(0) for p in last)]
         return m
