@@ -28,3 +28,17 @@ def test_scale_bring_up(verilog, request):
     build_dir = build("verilator", verilog, "nvmecore")
     run("verilator", build_dir, "nvmecore", "cocotb_scale", ["scale_bring_up"],
         run_dir(request.node.nodeid), env={CONFIG_ENV: config_to_env(CONFIG)})
+
+
+def test_no_case_over_every_queue(verilog):
+    """No per-queue (or per-vector) bitmap is written through a ``case`` with an arm per
+    bit (``bit_select(...).eq``: Yosys turns each into an n x n multiplexer, which took
+    the 511-queue queue state 6 GB and minutes to read in): ``nvmecore.bitmap`` writes them
+    as one-hot masks. Cases of an FSM's states, or of a few dozen arms, are fine."""
+    import re
+
+    widest = max((len(re.findall(r"^\s+\d+'h[0-9a-f]+\s*:", body, re.M)), index)
+                 for index, body in re.findall(r"casez \(([^)]*)\)(.*?)endcase", verilog,
+                                               re.S)
+                 if "state" not in index)
+    assert widest[0] <= 64, f"a case of {widest[0]} arms on {widest[1]}"

@@ -28,6 +28,7 @@ from ..layouts import (
     StatusCodeType,
 )
 from ..nvm_layouts import BROADCAST_NSID, FormatNvmDw10, SecureErase
+from ..bitmap import onehot, with_bits
 from .host_writer import HostWriteRequest
 from .identify import AERL, MDTS, NLBAF, WCTEMP_K
 from .io_engine import FormatRequest
@@ -194,6 +195,12 @@ class AdminEngine(wiring.Component):
         tler = Signal(16)
         coalescing = Signal(CoalescingConfig)
         no_coalescing = Signal(vectors, init=1)     # vector 0: the admin CQ's
+        # Set Features Interrupt Vector Configuration writes one vector's bit: a one-hot
+        # mask and the value (bitmap.py: no case over every vector)
+        nc_mask = Signal(vectors)
+        nc_value = Signal()
+        m.d.sync += no_coalescing.eq(with_bits(no_coalescing, clear=nc_mask,
+                                               set=Mux(nc_value, nc_mask, 0)))
         wan = Signal()
         aec = Signal(8)
         m.d.comb += [
@@ -503,7 +510,7 @@ class AdminEngine(wiring.Component):
                                                   "temp_over": temp_over,
                                                   "temp_under": temp_under, "tler": tler,
                                                   "coalescing": coalescing,
-                                                  "no_coalescing": no_coalescing,
+                                                  "nc_mask": nc_mask, "nc_value": nc_value,
                                                   "wan": wan, "aec": aec})
                         with m.Case(AdminOpcode.GET_FEATURES.value):
                             known_fid = Cat(*(fid == f.value for f in FeatureId
@@ -691,7 +698,8 @@ class AdminEngine(wiring.Component):
                     with m.If(~iv_ok | ((cdw11[:16] == 0) & ~cdw11[16])):
                         complete(INVALID_FIELD)
                     with m.Else():
-                        m.d.sync += f["no_coalescing"].bit_select(cdw11[:vw], 1).eq(cdw11[16])
+                        m.d.comb += [f["nc_mask"].eq(onehot(cdw11[:vw], 1, len(f["nc_mask"]))),
+                                     f["nc_value"].eq(cdw11[16])]
                         complete(SUCCESS)
                 with m.Case(FeatureId.WRITE_ATOMICITY_NORMAL.value):
                     m.d.sync += f["wan"].eq(cdw11[0])

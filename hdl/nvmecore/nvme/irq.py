@@ -19,6 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import CoreConfig
 from ..layouts import IrqRequest
+from ..bitmap import onehot, with_bits
 from .cq_post import CoalescedIrq
 
 __all__ = ["InterruptUnit", "INTX_LEVELS", "COALESCING_TICK"]
@@ -69,6 +70,8 @@ class InterruptUnit(wiring.Component):
         held_wr = held_mem.write_port()
         held_rd = held_mem.read_port(domain="comb")
         holding = Signal(vectors)
+        hold_set = Signal(vectors)          # one-hot writes of holding (bitmap.py)
+        hold_clear = Signal(vectors)
         any_held = Signal()
         m.d.comb += any_held.eq(holding.any())
 
@@ -110,7 +113,8 @@ class InterruptUnit(wiring.Component):
             with m.If(irq.ready):
                 m.d.comb += [held_wr.addr.eq(v_in), held_wr.data.eq(count_in + 1),
                              held_wr.en.eq(~fire_now)]
-                m.d.sync += holding.bit_select(v_in, 1).eq(~fire_now)
+                m.d.comb += [hold_set.eq(onehot(v_in, ~fire_now, vectors)),
+                             hold_clear.eq(onehot(v_in, fire_now, vectors))]
         with m.Elif(irq.valid):
             m.d.comb += irq.ready.eq(1)                 # no such vector: nothing to send
         with m.Elif(expired | flushing):
@@ -119,7 +123,7 @@ class InterruptUnit(wiring.Component):
             with m.If(any_held):
                 m.d.comb += [fires.w_en.eq(1), fires.w_data.eq(flush)]
                 with m.If(fires.w_rdy):
-                    m.d.sync += holding.bit_select(flush, 1).eq(0)
+                    m.d.comb += hold_clear.eq(onehot(flush, 1, vectors))
 
         # -- Routing: MSI-X or INTx --------------------------------------------------------
         pending = Signal(INTX_LEVELS)
@@ -151,6 +155,7 @@ class InterruptUnit(wiring.Component):
                     m.d.sync += pending.bit_select(level, 1).eq(1)
         with m.If(self.cq_empty.valid):
             m.d.sync += pending.bit_select(self.cq_empty.iv[:5], 1).eq(0)
+        m.d.sync += holding.eq(with_bits(holding, clear=hold_clear, set=hold_set))
         with m.If(self.ctrl_reset):
             m.d.sync += [pending.eq(0), holding.eq(0)]
 

@@ -43,6 +43,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..bus import strobe
 from ..config import CoreConfig
+from ..bitmap import onehot, with_bits
 
 __all__ = ["QueueState", "QueueSetup", "FetchLookup", "PostLookup", "AdminLookup"]
 
@@ -214,10 +215,10 @@ class QueueState(wiring.Component):
         m.d.sync += [f_cq_r.eq(f_cq), p_cq_r.eq(p.cq), a_cq_r.eq(a.cq)]
 
         # -- Validity (flip-flops: every engine checks an ID against them) -------------------
-        with m.If(setup.valid & ~setup.cq):
-            m.d.sync += sq_valid.bit_select(s_qid, 1).eq(setup.create)
-        with m.If(setup.valid & setup.cq):
-            m.d.sync += cq_valid.bit_select(s_qid, 1).eq(setup.create)
+        for valid, is_cq in ((sq_valid, 0), (cq_valid, 1)):
+            mine = onehot(s_qid, setup.valid & (setup.cq == is_cq), n)
+            m.d.sync += valid.eq(with_bits(valid, clear=Mux(setup.create, 0, mine),
+                                           set=Mux(setup.create, mine, 0)))
         with m.If(self.clear):
             m.d.sync += [sq_valid.eq(0), cq_valid.eq(0)]
         m.d.comb += [a.sq_valid.eq(sq_valid), a.cq_valid.eq(cq_valid)]
@@ -248,14 +249,12 @@ class QueueState(wiring.Component):
         # shows a doorbell of the cycle before) or finds the SQ empty; a doorbell in the
         # same cycle wins.
         work = Signal(n)
-        with m.If(f.advance.valid & (next_head == f_tail)):
-            m.d.sync += work.bit_select(f.advance.qid, 1).eq(0)
-        with m.If(f.empty.valid):
-            m.d.sync += work.bit_select(f.empty.qid, 1).eq(0)
-        with m.If(setup.valid & ~setup.cq):
-            m.d.sync += work.bit_select(s_qid, 1).eq(0)
-        with m.If(self.sq_tail.valid):           # after the clears: a doorbell wins
-            m.d.sync += work.bit_select(self.sq_tail.qid, 1).eq(1)
+        m.d.sync += work.eq(with_bits(
+            work,
+            clear=(onehot(f.advance.qid, f.advance.valid & (next_head == f_tail), n)
+                   | onehot(f.empty.qid, f.empty.valid, n)
+                   | onehot(s_qid, setup.valid & ~setup.cq, n)),
+            set=onehot(self.sq_tail.qid, self.sq_tail.valid, n)))   # a doorbell wins
         with m.If(self.clear):
             m.d.sync += work.eq(0)
         m.d.comb += self.sq_work.eq(work & sq_valid)

@@ -34,6 +34,7 @@ from amaranth.lib.wiring import In, Out
 from ..admin_layouts import Arbitration, QueuePriority
 from ..bus import strobe
 from ..config import CoreConfig
+from ..bitmap import onehot, with_bits
 from .priority import round_robin
 from .queue_state import QueueSetup
 
@@ -74,9 +75,9 @@ class SqArbiter(wiring.Component):
         prio_lo = Signal(n)
         prio_hi = Signal(n)
         s = self.setup
-        with m.If(s.valid & ~s.cq & s.create):
-            m.d.sync += [prio_lo.bit_select(s.qid[:qw], 1).eq(s.prio[0]),
-                         prio_hi.bit_select(s.qid[:qw], 1).eq(s.prio[1])]
+        mine = onehot(s.qid[:qw], s.valid & ~s.cq & s.create, n)
+        m.d.sync += [prio_lo.eq(with_bits(prio_lo, clear=mine, set=Mux(s.prio[0], mine, 0))),
+                     prio_hi.eq(with_bits(prio_hi, clear=mine, set=Mux(s.prio[1], mine, 0)))]
 
         io = Signal(n)
         m.d.comb += io.eq(self.candidates & ~Const(1, n))

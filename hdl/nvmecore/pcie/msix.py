@@ -18,6 +18,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..bitmap import onehot, with_bits
 from ..bus import DmaWrite, RegisterPort
 from ..config import CoreConfig
 from ..layouts import MSIX_PBA_BASE, MSIX_TABLE_BASE
@@ -55,6 +56,9 @@ class MsixTable(wiring.Component):
 
         mask = Signal(vectors, init=(1 << vectors) - 1)
         pba = Signal(vectors)
+        # one-hot writes of the per-vector bits (bitmap.py: no case over every vector)
+        mask_write, mask_value = Signal(vectors), Signal()
+        pba_set, pba_clear = Signal(vectors), Signal(vectors)
 
         # -- Clear sweep after the bus reset ---------------------------------------------
         sweeping = Signal(init=1)
@@ -93,8 +97,8 @@ class MsixTable(wiring.Component):
             ]
             with m.If(upper):
                 m.d.comb += data_wr.en.eq(port.be[:4])
-                with m.If(port.be[4]):
-                    m.d.sync += mask.bit_select(vector, 1).eq(port.wdata[32])
+                m.d.comb += [mask_write.eq(onehot(vector, port.be[4], vectors)),
+                             mask_value.eq(port.wdata[32])]
             with m.Else():
                 m.d.comb += addr_wr.en.eq(port.be)
 
@@ -156,7 +160,7 @@ class MsixTable(wiring.Component):
                     pass
                 with m.Elif(deliverable.any()):
                     read(lowest)
-                    m.d.sync += pba.bit_select(lowest, 1).eq(0)
+                    m.d.comb += pba_clear.eq(onehot(lowest, 1, vectors))
                     m.next = "CMD"
                 with m.Else():
                     m.d.comb += self.send.ready.eq(1)
@@ -165,7 +169,7 @@ class MsixTable(wiring.Component):
                             read(self.send.p)
                             m.next = "CMD"
                         with m.Else():
-                            m.d.sync += pba.bit_select(self.send.p, 1).eq(1)
+                            m.d.comb += pba_set.eq(onehot(self.send.p, 1, vectors))
             with m.State("CMD"):
                 m.d.comb += self.dma.cmd.valid.eq(1)
                 with m.If(self.dma.cmd.ready):
@@ -174,4 +178,8 @@ class MsixTable(wiring.Component):
                 m.d.comb += self.dma.data.valid.eq(1)
                 with m.If(self.dma.data.ready):
                     m.next = "IDLE"
+        m.d.sync += [
+            mask.eq(with_bits(mask, clear=mask_write, set=Mux(mask_value, mask_write, 0))),
+            pba.eq(with_bits(pba, clear=pba_clear, set=pba_set)),
+        ]
         return m
