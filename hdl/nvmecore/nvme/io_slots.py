@@ -136,7 +136,9 @@ class IoSlots(wiring.Component):
         event_valid = Signal()
         m.d.comb += events.out.ready.eq(1)
         m.d.sync += [event_valid.eq(events.out.valid), event.eq(events.out.p)]
-        m.submodules.finished = finished = fifo.SyncFIFOBuffered(width=sw, depth=n)
+        # (a tag per finished command, in distributed RAM: SyncFIFO hands it on the cycle
+        # after it is written, a cycle before SyncFIFOBuffered would)
+        m.submodules.finished = finished = fifo.SyncFIFO(width=sw, depth=n)
         with m.If(event_valid):
             t = event.tag[:sw]
             left = Signal(8)
