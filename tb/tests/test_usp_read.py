@@ -69,6 +69,7 @@ class Bench:
         "rc_stalls": 0})
 
     def __post_init__(self):
+        self.rc_cycles = []             # cycles of the RC beats taken
         self.rng = random.Random(self.seed)
         self.mem = self.rng.randbytes(HOST_SIZE)
         self.dut = UspReadEngine(self.width, self.timeout, tags_max=self.tags_max,
@@ -172,6 +173,7 @@ class Bench:
                 if rc_valid and tready:
                     beats.pop(0)
                     self.stats["rc_beats"] += 1
+                    self.rc_cycles.append(cycle)
                 self.stats["rc_stalls"] += rc_valid and not tready
                 if tlp_valid and tlp_ready:
                     rd = to_issue.pop(0)
@@ -308,6 +310,27 @@ def test_full_rate(width):
     bench.run(reads, on_cycle=on_cycle)
     assert bench.stats["rc_stalls"] == 0
     assert valid_cycles[-1] - valid_cycles[0] <= bench.stats["rc_beats"] + 4
+
+
+@pytest.mark.parametrize("width", [256, 512])
+def test_latency(width):
+    """One read of an SQ entry (64 bytes) alone: its first data beat is offered 5 cycles
+    after its last RC beat is taken (the beat in SL, S2 writing the ring, the event
+    register, the delivery decision's register, the ring's read register), the beats after
+    it one a cycle (issue 10: SQ entry -> CQ entry latency)."""
+    bench = Bench(width, 1, seed=5, p_ready=1.0, p_rc_idle=0.0, p_tlp_ready=1.0,
+                  p_req_gap=0.0, latency=(10, 10))
+    valid_cycles = []
+
+    def on_cycle(ctx, cycle):             # (after the edge that ends ``cycle``)
+        if ctx.get(bench.dut.data.valid):
+            valid_cycles.append(cycle + 1)
+
+    bench.run([Read(HOST_BASE + 0x440, 64, 3)], on_cycle=on_cycle)
+    beats = 64 * 8 // width
+    assert len(valid_cycles) == beats
+    assert valid_cycles == list(range(valid_cycles[0], valid_cycles[0] + beats))
+    assert valid_cycles[0] - bench.rc_cycles[-1] == 5
 
 
 @pytest.mark.parametrize("width", [256, 512])

@@ -9,7 +9,9 @@ two beats, but a payload may.
 
 Four stages:
 
-- **S0** registers the beat (``tready`` high whenever S0 is empty or moves on).
+- **S0** is the beat as ``rc`` shows it: ``rc`` must come from registers (the adapter's
+  :class:`~.usp_skid.AxisSkid` on RC, whose own ``tready`` towards the hard IP is a
+  register); ``rc.tready`` is high whenever SL is empty or moves on.
 - **SL** registers the beat again with the engine's answers about each TLP starting in
   it (``lookup``, asked as the beat enters SL): is the tag outstanding, where is its
   request in the ring, how long is it. Which TLP a beat leaves open (where the next
@@ -111,10 +113,8 @@ class UspRcParser(wiring.Component):
         addr_bits = self._row_bits + lb
         rc = self.rc
 
-        # -- S0: the beat --------------------------------------------------------------------
-        s0_valid = Signal()
-        s0_data = Signal(width)
-        s0_user = Signal(rc.tuser.shape())
+        # -- S0: the beat, from the register slice in front (``rc`` is registered) ----------
+        s0_valid, s0_data, s0_user = rc.tvalid, rc.tdata, rc.tuser
         s2_free = Signal()                  # S2 writes its last pieces this cycle
         move = Signal()                     # SL's beat goes to S2 at this edge
         move0 = Signal()                    # S0's beat goes to SL at this edge
@@ -124,10 +124,8 @@ class UspRcParser(wiring.Component):
             move.eq(s1_valid & s2_free),
             s1_free.eq(~s1_valid | s2_free),
             move0.eq(s0_valid & s1_free),
-            rc.tready.eq(~s0_valid | s1_free),
+            rc.tready.eq(s1_free),
         ]
-        with m.If(rc.tready):
-            m.d.sync += [s0_valid.eq(rc.tvalid), s0_data.eq(rc.tdata), s0_user.eq(rc.tuser)]
 
         def framing(user, is_open):
             """Where the TLPs of a beat start and end, given whether one continues into
