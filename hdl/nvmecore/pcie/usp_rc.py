@@ -28,7 +28,9 @@ Four stages:
   Pieces of one beat usually land on different banks and go in one cycle; where two
   would write the same bank, the later one waits a cycle (and RC with it). Pieces are
   written in order, and a completion's event (request done, request failed) is reported
-  (from a register) the cycle after its last piece is written, at most one event a
+  as its last piece is written (``early``, one per piece, for the engine's delivery
+  decision, a register) and (``event``, for the per-tag state) from a register the cycle
+  after its last piece is written, at most one event a
   cycle; so a request is never seen done before its data is in the ring.
 
 A completion for a tag that is not outstanding is dropped and pulses ``unexpected``; so
@@ -101,6 +103,9 @@ class UspRcParser(wiring.Component):
             "lookup":     Out(RcLookup(self._row_bits)).array(self._starts),
             "write":      Out(BankWrite(self._row_bits)).array(self._lanes),
             "event":      Out(RcEvent),
+            # per piece register of S2, the event it reports as its last piece is written
+            # (the cycle before ``event``)
+            "early":      Out(RcEvent).array(self._starts + 1),
             "unexpected": Out(1),
             "err_cor":    Out(1),
             "err_uncor":  Out(1),
@@ -354,6 +359,12 @@ class UspRcParser(wiring.Component):
                         lane.eq(b - piece.rot),
                     ]
             m.d.comb += port.data.eq(s2_data.word_select(lane, 32))
+        # Each piece's event as it is written, for the engine's delivery decision (one
+        # compare per piece there, beside the take logic; the decision is a register, so
+        # the request is seen done the cycle after its data went into the ring).
+        for early, piece, t in zip(self.early, pieces, take, strict=True):
+            m.d.comb += [early.valid.eq(t & piece.event), early.tag.eq(piece.tag),
+                         early.done.eq(piece.done), early.failed.eq(piece.failed)]
         # The event goes out from a register, the cycle after its last piece is written
         # (the engine decodes its tag into per-tag state: kept off the scheduling path).
         m.d.sync += self.event.valid.eq(0)
