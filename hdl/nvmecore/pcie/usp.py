@@ -37,11 +37,12 @@ from amaranth.lib.wiring import In, Out
 from ..bus import DmaRead, DmaWrite, PcieConfig, RegisterBus
 from ..config import CoreConfig
 from ..layouts import DmaReadRequest
+from ..nvme.ready_skid import ReadySkid
 from .usp_completer import UspCompleter
 from .usp_layouts import USP_WIDTHS, Axis, RqRead
 from .usp_read import UspReadEngine
 from .usp_requester import UspRequester
-from .usp_skid import AxisSkid, StreamSkid
+from .usp_skid import AxisSkid
 
 __all__ = ["UspAdapter", "PCIE_CAP_OFFSET", "DEVCTL_DWORD", "DEVCTL_EXT_TAG_BIT"]
 
@@ -148,10 +149,12 @@ class UspAdapter(wiring.Component):
         wiring.connect(m, completer.regs, wiring.flipped(self.regs))
         wiring.connect(m, wiring.flipped(self.rc), rc_skid.i)
         wiring.connect(m, rc_skid.o, reader.rc)
-        # register slices between the core's read requests and the read engine, and
-        # between the engine's TLPs and the requester: no long ready chain between them
-        body.submodules.rd_skid = rd_skid = StreamSkid(DmaReadRequest)
-        body.submodules.tlp_skid = tlp_skid = StreamSkid(RqRead)
+        # registered-ready skid buffers between the core's read requests and the read
+        # engine, and between the engine's TLPs and the requester: no long ready chain
+        # between them (the requester's ready follows RQ's tready), and no added cycle
+        # forward (a request passes through while the spare register is empty)
+        body.submodules.rd_skid = rd_skid = ReadySkid(DmaReadRequest)
+        body.submodules.tlp_skid = tlp_skid = ReadySkid(RqRead)
         wiring.connect(m, rd_skid.o, reader.req)
         wiring.connect(m, reader.tlp, tlp_skid.i)
         wiring.connect(m, tlp_skid.o, requester.rd)
