@@ -119,11 +119,11 @@ def test_device_control_is_polled_through_cfg_mgmt():
     simulate(dut, bench)
 
 
-def test_read_request_reaches_rq_in_two_cycles():
+def test_read_request_reaches_rq_in_three_cycles():
     """A DMA read request from the core (an SQ entry fetch) taken in cycle 0 is a read TLP
-    on RQ in cycle 2: the read engine's checks register, the requester's output register
-    (the skid buffers around the engine pass it straight through; issue 10's doorbell ->
-    SQ entry read latency)."""
+    on RQ in cycle 3: the read engine's checks register (the skid buffer in front passes
+    the request straight through), the register slice to the requester, the requester's
+    output register (issue 10's doorbell -> SQ entry read latency)."""
     dut = UspAdapter(CoreConfig(io_queues=2))
 
     async def bench(ctx):
@@ -142,7 +142,7 @@ def test_read_request_reaches_rq_in_two_cycles():
             await ctx.tick()
             cycles += 1
             assert cycles < 10
-        assert cycles + 1 == 2, f"on RQ {cycles + 1} cycles after the request"
+        assert cycles + 1 == 3, f"on RQ {cycles + 1} cycles after the request"
         desc_addr = ctx.get(dut.rq.tdata) >> 2 & ((1 << 62) - 1)     # descriptor DW 0-1
         assert desc_addr == 0x1_2345_6040 >> 2
 

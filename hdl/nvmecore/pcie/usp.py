@@ -42,7 +42,7 @@ from .usp_completer import UspCompleter
 from .usp_layouts import USP_WIDTHS, Axis, RqRead
 from .usp_read import UspReadEngine
 from .usp_requester import UspRequester
-from .usp_skid import AxisSkid
+from .usp_skid import AxisSkid, StreamSkid
 
 __all__ = ["UspAdapter", "PCIE_CAP_OFFSET", "DEVCTL_DWORD", "DEVCTL_EXT_TAG_BIT"]
 
@@ -149,12 +149,14 @@ class UspAdapter(wiring.Component):
         wiring.connect(m, completer.regs, wiring.flipped(self.regs))
         wiring.connect(m, wiring.flipped(self.rc), rc_skid.i)
         wiring.connect(m, rc_skid.o, reader.rc)
-        # registered-ready skid buffers between the core's read requests and the read
-        # engine, and between the engine's TLPs and the requester: no long ready chain
-        # between them (the requester's ready follows RQ's tready), and no added cycle
-        # forward (a request passes through while the spare register is empty)
+        # A registered-ready skid buffer between the core's read requests and the read
+        # engine (no ready chain from the engine into the core; a request passes through
+        # while the spare register is empty: no added cycle), and a register slice between
+        # the engine's TLPs and the requester (no long ready chain from RQ's tready into
+        # the engine; a pass-through there would chain the engine's issue decision into
+        # the requester's beat logic: 13 / 16 LUT levels at 256 / 512 bits)
         body.submodules.rd_skid = rd_skid = ReadySkid(DmaReadRequest)
-        body.submodules.tlp_skid = tlp_skid = ReadySkid(RqRead)
+        body.submodules.tlp_skid = tlp_skid = StreamSkid(RqRead)
         wiring.connect(m, rd_skid.o, reader.req)
         wiring.connect(m, reader.tlp, tlp_skid.i)
         wiring.connect(m, tlp_skid.o, requester.rd)

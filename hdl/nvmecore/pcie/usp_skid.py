@@ -10,12 +10,12 @@ latency. A TLP that enters without gaps leaves without gaps.
 """
 
 from amaranth import Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .usp_layouts import Axis
 
-__all__ = ["AxisSkid"]
+__all__ = ["AxisSkid", "StreamSkid"]
 
 _FIELDS = ("tdata", "tkeep", "tlast", "tuser")
 
@@ -47,3 +47,28 @@ class AxisSkid(wiring.Component):
             m.d.sync += ready.eq(0)
         return m
 
+
+class StreamSkid(wiring.Component):
+    """The same register slice for a ``lib.stream`` of ``shape``: ``i.ready`` and every
+    output a register, full throughput, one cycle of latency. Cuts a long ready/valid
+    chain between two blocks (the core's DMA read requests and the read engine, the
+    engine's read TLPs and the requester)."""
+
+    def __init__(self, shape):
+        super().__init__({"i": In(stream.Signature(shape)),
+                          "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i, self.o
+        skid = Signal.like(i.payload)
+        ready = Signal(init=1)
+        m.d.comb += i.ready.eq(ready)
+        with m.If(~o.valid | o.ready):
+            with m.If(~ready):
+                m.d.sync += [o.payload.eq(skid), o.valid.eq(1), ready.eq(1)]
+            with m.Else():
+                m.d.sync += [o.payload.eq(i.payload), o.valid.eq(i.valid)]
+        with m.Elif(i.valid & ready):
+            m.d.sync += [skid.eq(i.payload), ready.eq(0)]
+        return m
