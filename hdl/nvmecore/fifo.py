@@ -66,10 +66,13 @@ class BypassFIFO(Elaboratable, FIFOInterface):
         m.d.sync += inner_level.eq(inner_level + do_inner_write - do_inner_read)
 
         with m.If(do_inner_read):
-            m.d.sync += [self.r_rdy.eq(1), from_mem.eq(1)]
+            m.d.sync += from_mem.eq(1)
         with m.Elif(bypass):
-            m.d.sync += [self.r_rdy.eq(1), from_mem.eq(0), bypass_data.eq(self.w_data)]
-        with m.Elif(do_read):
-            m.d.sync += self.r_rdy.eq(0)
+            m.d.sync += [from_mem.eq(0), bypass_data.eq(self.w_data)]
+        # The output holds an entry next cycle when the memory has one (it refills the
+        # output as it frees), an entry is written (to the output or behind it), or the
+        # entry there stays: ``r_en`` reaches one AND term only (LUT depth: the reader's
+        # ready logic ends here).
+        m.d.sync += self.r_rdy.eq(inner_r_rdy | do_write | (self.r_rdy & ~self.r_en))
         m.d.sync += self.level.eq(self.level + do_write - do_read)
         return m
