@@ -117,3 +117,33 @@ def test_device_control_is_polled_through_cfg_mgmt():
         assert all(DEVCTL_POLL_CYCLES <= g <= DEVCTL_POLL_CYCLES + 8 for g in gaps), gaps
 
     simulate(dut, bench)
+
+
+def test_read_request_reaches_rq_in_three_cycles():
+    """A DMA read request from the core (an SQ entry fetch) taken in cycle 0 is a read TLP
+    on RQ in cycle 3: the read engine's checks register (the skid buffer in front passes
+    the request straight through), the register slice to the requester, the requester's
+    output register (issue 10's doorbell -> SQ entry read latency)."""
+    dut = UspAdapter(CoreConfig(io_queues=2))
+
+    async def bench(ctx):
+        ctx.set(dut.cfg_max_read_req, 2)
+        ctx.set(dut.pcie_tfc_nph_av, 15)
+        ctx.set(dut.rq.tready, 1)
+        await ctx.tick().repeat(4)
+        req = dut.dma_rd.req
+        ctx.set(req.payload, {"addr": 0x1_2345_6040, "length": 64, "tag": 0})
+        ctx.set(req.valid, 1)
+        assert ctx.get(req.ready)
+        cycles = 0
+        await ctx.tick()
+        ctx.set(req.valid, 0)
+        while not ctx.get(dut.rq.tvalid):
+            await ctx.tick()
+            cycles += 1
+            assert cycles < 10
+        assert cycles + 1 == 3, f"on RQ {cycles + 1} cycles after the request"
+        desc_addr = ctx.get(dut.rq.tdata) >> 2 & ((1 << 62) - 1)     # descriptor DW 0-1
+        assert desc_addr == 0x1_2345_6040 >> 2
+
+    simulate(dut, bench)

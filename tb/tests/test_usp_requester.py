@@ -261,7 +261,7 @@ def test_round_robin(width, straddle):
     assert bench.got() == bench.expected()
     kinds = [t.req_type for t in bench.tlps]
     read, write = ReqType.MEM_READ, ReqType.MEM_WRITE
-    assert kinds == [read, read] + [read, write] * 10 + [write, write]
+    assert kinds == [read, read] + [write, read] * 10 + [write, write]
     if straddle:
         # every write but the first and the last two (no read left to straddle with)
         assert bench.parser.straddled >= 10
@@ -328,3 +328,39 @@ def test_reads_wait_for_np_credit(width, straddle):
     assert read_beats[0] > 200
     assert all(b - a >= 3 for a, b in zip(read_beats, read_beats[1:], strict=False)), \
         f"reads closer than the credit count can follow: {read_beats}"
+
+
+@pytest.mark.parametrize("width, straddle", CONFIGS)
+def test_write_latency(width, straddle):
+    """A one-beat write offered as the CQ poster offers a CQ entry (its command, then its
+    data beat the cycle after) with RQ ready: its TLP is on RQ two cycles after the data
+    beat is taken (issue 10: SQ entry -> CQ entry latency)."""
+    dut = UspRequester(width, straddle=straddle)
+
+    async def bench(ctx):
+        ctx.set(dut.max_payload_size, 1)
+        ctx.set(dut.rq.tready, 1)
+        ctx.set(dut.wr.cmd.payload, {"addr": 0x1000_0040, "length": 16})
+        ctx.set(dut.wr.cmd.valid, 1)
+        await ctx.tick().until(dut.wr.cmd.ready)
+        ctx.set(dut.wr.cmd.valid, 0)
+        ctx.set(dut.wr.data.payload, {"data": 0x1234_5678, "last": 1})
+        ctx.set(dut.wr.data.valid, 1)
+        assert ctx.get(dut.wr.data.ready)
+        await ctx.tick()                                    # the data beat is taken
+        ctx.set(dut.wr.data.valid, 0)
+        cycles = 0
+        while not ctx.get(dut.rq.tvalid):
+            await ctx.tick()
+            cycles += 1
+            assert cycles < 10
+        assert cycles + 1 == 2, f"RQ {cycles + 1} cycles after the data beat"
+        tlp = RqParser(width, straddle).feed({
+            "tdata": ctx.get(dut.rq.tdata), "tkeep": ctx.get(dut.rq.tkeep),
+            "tlast": ctx.get(dut.rq.tlast), "tuser": ctx.get(dut.rq.tuser.as_value())})
+        assert tlp == [write_tlp(0x1000_0040, (0x1234_5678).to_bytes(16, "little"))]
+
+    sim = Simulator(dut)
+    sim.add_clock(4e-9)
+    sim.add_testbench(bench)
+    sim.run()

@@ -27,6 +27,7 @@ from amaranth.lib.wiring import In, Out
 from ..backend.interface import BackendCommand, BackendOp, BackendPort, BackendStatus
 from ..bus import DmaRead, DmaWrite
 from ..config import CoreConfig
+from ..fifo import BypassFIFO
 from ..layouts import Completion, GenericStatus
 from .dma_read_mux import DmaReadArbiter
 from .dsm import DsmUnit
@@ -107,7 +108,8 @@ class IoEngine(wiring.Component):
             jobs.r_en.eq(walker.job.ready),
         ]
         cmd_width = data.Layout.cast(BackendCommand(aw)).size
-        m.submodules.plain = plain = fifo.SyncFIFOBuffered(width=cmd_width, depth=n)
+        # (Flush, Write Zeroes: reach the backend the cycle after the check stage)
+        m.submodules.plain = plain = BypassFIFO(width=cmd_width, depth=n)
         m.d.comb += [plain.w_data.eq(check.backend.p), plain.w_en.eq(check.backend.valid),
                      check.backend.ready.eq(plain.w_rdy)]
 

@@ -136,7 +136,15 @@ class IoSlots(wiring.Component):
         event_valid = Signal()
         m.d.comb += events.out.ready.eq(1)
         m.d.sync += [event_valid.eq(events.out.valid), event.eq(events.out.p)]
-        m.submodules.finished = finished = fifo.SyncFIFOBuffered(width=sw, depth=n)
+        # (a tag per finished command, in distributed RAM: SyncFIFO hands it on the cycle
+        # after it is written, a cycle before SyncFIFOBuffered would)
+        m.submodules.finished = finished = fifo.SyncFIFO(width=sw, depth=n)
+        # A command that finishes while nothing else waits for the completion register
+        # skips the FIFO: the slot context read port already shows its tag's entry the
+        # next cycle (it follows the event's tag while idle; see below).
+        done_tag = Signal(sw)
+        reading = Signal()                     # ctx_rd shows done_tag's context next cycle
+        straight = Signal()
         with m.If(event_valid):
             t = event.tag[:sw]
             left = Signal(8)
@@ -147,13 +155,17 @@ class IoSlots(wiring.Component):
             with m.If(event.media):
                 m.d.sync += media[t].eq(1)
             with m.If(left == 0):
-                m.d.comb += [finished.w_en.eq(1), finished.w_data.eq(t)]
+                with m.If(~reading & ~finished.r_rdy):
+                    m.d.comb += straight.eq(1)
+                with m.Else():
+                    m.d.comb += [finished.w_en.eq(1), finished.w_data.eq(t)]
 
         # -- Completions -----------------------------------------------------------------------
         out = self.completion
-        done_tag = Signal(sw)
-        reading = Signal()                     # ctx_rd shows done_tag's context next cycle
-        m.d.comb += [ctx_rd.addr.eq(Mux(reading, done_tag, finished.r_data)),
+        # (the address: the tag being completed, else the FIFO's head, else the event's tag;
+        # selected by registers only)
+        m.d.comb += [ctx_rd.addr.eq(Mux(reading, done_tag,
+                                        Mux(finished.r_rdy, finished.r_data, event.tag[:sw]))),
                      ctx_rd.en.eq(~reading)]
         ctx = ctx_rd.data
         final = Signal(IoStatus)
@@ -224,6 +236,8 @@ class IoSlots(wiring.Component):
         with m.Elif(finished.r_rdy):
             m.d.comb += finished.r_en.eq(1)
             m.d.sync += [done_tag.eq(finished.r_data), reading.eq(1)]
+        with m.Elif(straight):
+            m.d.sync += [done_tag.eq(event.tag[:sw]), reading.eq(1)]
         with m.Elif(self.direct.valid & (~out.valid | out.ready)):
             m.d.comb += self.direct.ready.eq(1)
             m.d.sync += [out.valid.eq(1), out.p.eq(self.direct.p)]

@@ -37,7 +37,9 @@ class CommandRouter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layout = data.Layout.cast(FetchedCommand(self._config))
-        queue = fifo.SyncFIFOBuffered(width=layout.size, depth=ADMIN_SLOTS)
+        # SyncFIFO (first word out the cycle after it is written; a few entries of
+        # distributed RAM read asynchronously), not SyncFIFOBuffered's extra cycle.
+        queue = fifo.SyncFIFO(width=layout.size, depth=ADMIN_SLOTS)
         m.submodules.queue = ResetInserter(self.clear)(queue)
         is_admin = self.cmd.p.sqid == 0
         m.d.comb += [

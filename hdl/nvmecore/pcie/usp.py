@@ -37,6 +37,7 @@ from amaranth.lib.wiring import In, Out
 from ..bus import DmaRead, DmaWrite, PcieConfig, RegisterBus
 from ..config import CoreConfig
 from ..layouts import DmaReadRequest
+from ..nvme.ready_skid import ReadySkid
 from .usp_completer import UspCompleter
 from .usp_layouts import USP_WIDTHS, Axis, RqRead
 from .usp_read import UspReadEngine
@@ -149,9 +150,13 @@ class UspAdapter(wiring.Component):
         wiring.connect(m, completer.regs, wiring.flipped(self.regs))
         wiring.connect(m, wiring.flipped(self.rc), rc_skid.i)
         wiring.connect(m, rc_skid.o, reader.rc)
-        # register slices between the core's read requests and the read engine, and
-        # between the engine's TLPs and the requester: no long ready chain between them
-        body.submodules.rd_skid = rd_skid = StreamSkid(DmaReadRequest)
+        # A registered-ready skid buffer between the core's read requests and the read
+        # engine (no ready chain from the engine into the core; a request passes through
+        # while the spare register is empty: no added cycle), and a register slice between
+        # the engine's TLPs and the requester (no long ready chain from RQ's tready into
+        # the engine; a pass-through there would chain the engine's issue decision into
+        # the requester's beat logic: 13 / 16 LUT levels at 256 / 512 bits)
+        body.submodules.rd_skid = rd_skid = ReadySkid(DmaReadRequest)
         body.submodules.tlp_skid = tlp_skid = StreamSkid(RqRead)
         wiring.connect(m, rd_skid.o, reader.req)
         wiring.connect(m, reader.tlp, tlp_skid.i)

@@ -9,7 +9,9 @@ two beats, but a payload may.
 
 Four stages:
 
-- **S0** registers the beat (``tready`` high whenever S0 is empty or moves on).
+- **S0** is the beat as ``rc`` shows it: ``rc`` must come from registers (the adapter's
+  :class:`~.usp_skid.AxisSkid` on RC, whose own ``tready`` towards the hard IP is a
+  register); ``rc.tready`` is high whenever SL is empty or moves on.
 - **SL** registers the beat again with the engine's answers about each TLP starting in
   it (``lookup``, asked as the beat enters SL): is the tag outstanding, where is its
   request in the ring, how long is it. Which TLP a beat leaves open (where the next
@@ -26,7 +28,9 @@ Four stages:
   Pieces of one beat usually land on different banks and go in one cycle; where two
   would write the same bank, the later one waits a cycle (and RC with it). Pieces are
   written in order, and a completion's event (request done, request failed) is reported
-  (from a register) the cycle after its last piece is written, at most one event a
+  as its last piece is written (``early``, one per piece, for the engine's delivery
+  decision, a register) and (``event``, for the per-tag state) from a register the cycle
+  after its last piece is written, at most one event a
   cycle; so a request is never seen done before its data is in the ring.
 
 A completion for a tag that is not outstanding is dropped and pulses ``unexpected``; so
@@ -99,6 +103,9 @@ class UspRcParser(wiring.Component):
             "lookup":     Out(RcLookup(self._row_bits)).array(self._starts),
             "write":      Out(BankWrite(self._row_bits)).array(self._lanes),
             "event":      Out(RcEvent),
+            # per piece register of S2, the event it reports as its last piece is written
+            # (the cycle before ``event``)
+            "early":      Out(RcEvent).array(self._starts + 1),
             "unexpected": Out(1),
             "err_cor":    Out(1),
             "err_uncor":  Out(1),
@@ -111,10 +118,8 @@ class UspRcParser(wiring.Component):
         addr_bits = self._row_bits + lb
         rc = self.rc
 
-        # -- S0: the beat --------------------------------------------------------------------
-        s0_valid = Signal()
-        s0_data = Signal(width)
-        s0_user = Signal(rc.tuser.shape())
+        # -- S0: the beat, from the register slice in front (``rc`` is registered) ----------
+        s0_valid, s0_data, s0_user = rc.tvalid, rc.tdata, rc.tuser
         s2_free = Signal()                  # S2 writes its last pieces this cycle
         move = Signal()                     # SL's beat goes to S2 at this edge
         move0 = Signal()                    # S0's beat goes to SL at this edge
@@ -124,10 +129,8 @@ class UspRcParser(wiring.Component):
             move.eq(s1_valid & s2_free),
             s1_free.eq(~s1_valid | s2_free),
             move0.eq(s0_valid & s1_free),
-            rc.tready.eq(~s0_valid | s1_free),
+            rc.tready.eq(s1_free),
         ]
-        with m.If(rc.tready):
-            m.d.sync += [s0_valid.eq(rc.tvalid), s0_data.eq(rc.tdata), s0_user.eq(rc.tuser)]
 
         def framing(user, is_open):
             """Where the TLPs of a beat start and end, given whether one continues into
@@ -356,6 +359,12 @@ class UspRcParser(wiring.Component):
                         lane.eq(b - piece.rot),
                     ]
             m.d.comb += port.data.eq(s2_data.word_select(lane, 32))
+        # Each piece's event as it is written, for the engine's delivery decision (one
+        # compare per piece there, beside the take logic; the decision is a register, so
+        # the request is seen done the cycle after its data went into the ring).
+        for early, piece, t in zip(self.early, pieces, take, strict=True):
+            m.d.comb += [early.valid.eq(t & piece.event), early.tag.eq(piece.tag),
+                         early.done.eq(piece.done), early.failed.eq(piece.failed)]
         # The event goes out from a register, the cycle after its last piece is written
         # (the engine decodes its tag into per-tag state: kept off the scheduling path).
         m.d.sync += self.event.valid.eq(0)

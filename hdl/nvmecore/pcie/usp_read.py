@@ -345,20 +345,23 @@ class UspReadEngine(wiring.Component):
             return ((awaiting.bit_select(tag, 1) | (to_q & (to_tag == tag))) &
                     ~(event.valid & event.done & (event.tag == tag)))
 
-        def after(state, tag, events):
-            """``state[tag]`` (done or failed) as it will be next cycle (``events``: the
-            parser's event bit that sets it)."""
+        def after(state, tag, field):
+            """``state[tag]`` (done or failed) as it will be next cycle, with the events the
+            parser reports as it writes a completion's last piece (``field``: the event bit
+            that sets it): the delivery decision sees a request complete the cycle after
+            its data went into the ring, a cycle before ``state`` does."""
+            early = Cat(e.valid & e[field] & (e.tag == tag) for e in parser.early).any()
             return ((state.bit_select(tag, 1) & ~(issue & (next_tag == tag)) &
                      ~(issue_q & (issued_tag == tag))) |
                     (bad_q & (issued_tag == tag)) | (to_q & (to_tag == tag)) |
-                    (event.valid & events & (event.tag == tag)))
+                    (event.valid & event[field] & (event.tag == tag)) | early)
 
         m.d.sync += [
             moved_on.eq(pushed_last),
-            done_cur.eq(after(done, deliver, event.done)),
-            done_nxt.eq(after(done, deliver1, event.done)),
-            failed_cur.eq(after(failed, deliver, event.failed)),
-            failed_nxt.eq(after(failed, deliver1, event.failed)),
+            done_cur.eq(after(done, deliver, "done")),
+            done_nxt.eq(after(done, deliver1, "done")),
+            failed_cur.eq(after(failed, deliver, "failed")),
+            failed_nxt.eq(after(failed, deliver1, "failed")),
         ]
         m.d.sync += [held_zero.eq(held_after(0)), held_next.eq(held_after(next_tag1)),
                      held_same.eq(held_after(next_tag)), restart_q.eq(restart)]

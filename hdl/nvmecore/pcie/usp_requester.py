@@ -28,7 +28,8 @@ a write that takes no new data beat (one command and one data beat per cycle).
 Cycle behaviour: the beat is formed combinationally from the heads of the read buffer and
 the write FIFOs and registered into ``rq``, one beat per cycle. A read takes one beat
 (half a beat when straddled); a write of L DWs ⌈(4 + L) / (width/32)⌉ beats, back to back.
-A write's data waits in the FIFO at least three cycles after its last beat came in.
+A write's first beat leaves on RQ two cycles after its last data beat came in (it is in the
+FIFO the cycle after, and the output register takes it then).
 """
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed
@@ -37,6 +38,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..bus import DmaWrite, DmaWriteBeat
+from ..fifo import BypassFIFO
 from ..layouts import DmaWriteRequest
 from .usp_layouts import RQ_DESC_DW, USP_WIDTHS, Axis, ReqType, RqDescriptor, RqRead
 
@@ -142,7 +144,9 @@ class UspRequester(wiring.Component):
                       & (c.addr[:12] + c.length <= 4096))       # no 4 KiB crossing [§2.2.7]
         m.submodules.cmd_fifo = cmd_fifo = SyncFIFOBuffered(
             width=Shape.cast(DmaWriteRequest).width, depth=self.CMD_DEPTH)
-        m.submodules.data_fifo = data_fifo = SyncFIFOBuffered(
+        # (the data FIFO shows a beat the cycle after it is written: a write can start the
+        # cycle after its last beat came in, as ``complete`` counts it)
+        m.submodules.data_fifo = data_fifo = BypassFIFO(
             width=W, depth=2 * self.max_payload // (W // 8) + 1)
         passing = Signal()              # a command was taken; its data beats come in
         in_bad = Signal()               # ... and it was refused: drop them
