@@ -1,4 +1,4 @@
-"""The priority encoders (nvme/priority.py) against a plain Python statement of what they
+"""The priority encoders (nvmecore/priority.py) against a plain Python statement of what they
 compute: every input at small widths, random inputs at the widths of the queue arbiter's
 largest build, and a size check that keeps the trees linear."""
 
@@ -9,7 +9,7 @@ from amaranth import Module, Signal
 from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
-from nvmecore.nvme.priority import FLAT_MAX, lowest_set, round_robin
+from nvmecore.priority import FLAT_MAX, lowest_set, round_robin
 
 pytestmark = pytest.mark.quick
 

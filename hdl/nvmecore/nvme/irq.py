@@ -20,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import CoreConfig
 from ..layouts import IrqRequest
 from ..bitmap import onehot, with_bits
+from ..priority import lowest_set
 from .cq_post import CoalescedIrq
 
 __all__ = ["InterruptUnit", "INTX_LEVELS", "COALESCING_TICK"]
@@ -95,11 +96,9 @@ class InterruptUnit(wiring.Component):
         with m.Else():
             m.d.sync += prescale.eq(prescale + 1)
         m.d.comb += expired.eq(any_held & (self.time != 0) & (ticks >= self.time))
-        flush = Signal(range(vectors))
+        flush = Signal(range(vectors))              # the lowest vector holding back
         flushing = Signal()
-        for v in reversed(range(vectors)):
-            with m.If(holding[v]):
-                m.d.comb += flush.eq(v)
+        m.d.comb += flush.eq(lowest_set(m, holding, len(flush), name="flush"))
 
         # A vector that fires while none waits goes to the MSI-X table in the same cycle
         # when the table takes it, and into the FIFO otherwise.

@@ -35,7 +35,7 @@ from ..admin_layouts import Arbitration, QueuePriority
 from ..bus import strobe
 from ..config import CoreConfig
 from ..bitmap import onehot, with_bits
-from .priority import round_robin
+from ..priority import round_robin
 from .queue_state import QueueSetup
 
 __all__ = ["SqArbiter", "NO_LIMIT"]

@@ -9,7 +9,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .priority import round_robin
+from ..priority import round_robin
 
 __all__ = ["StreamArbiter"]
 

@@ -20,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..bitmap import onehot, with_bits
 from ..bus import DmaWrite, RegisterPort
+from ..priority import lowest_set
 from ..config import CoreConfig
 from ..layouts import MSIX_PBA_BASE, MSIX_TABLE_BASE
 
@@ -134,9 +135,7 @@ class MsixTable(wiring.Component):
         deliverable = Signal(vectors)
         m.d.comb += deliverable.eq(Mux(can_send, pba & ~mask, 0))
         lowest = Signal(vw)
-        for v in reversed(range(vectors)):
-            with m.If(deliverable[v]):
-                m.d.comb += lowest.eq(v)
+        m.d.comb += lowest.eq(lowest_set(m, deliverable, vw, name="deliverable"))
 
         tx_vector = Signal(vw)
         m.d.comb += [

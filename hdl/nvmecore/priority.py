@@ -1,4 +1,5 @@
-"""Priority encoders for the arbiters [NVMe 1.4 §4.11 (the SQ arbiter's round robin)]:
+"""Priority encoders for the arbiters [NVMe 1.4 §4.11 (the SQ arbiter's round robin)] and
+for the per-vector choices (the MSI-X message to send, the interrupt vector to flush):
 the lowest set bit of a vector, and the lowest set bit above a moving ``last`` with
 wrap-around (round robin).
 
