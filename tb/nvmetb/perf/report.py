@@ -271,59 +271,65 @@ FINDINGS = [
     "From the committed run (`docs/bench-results.json`), with the measurements that point "
     "at each cause.",
     "",
-    "- **Doorbell → SQE read: 10 cycles (target ≤ 4).** The debug build's doorbell tap "
-    "splits it (guard figures in `docs/bench-baseline.json`): 3 cycles from the doorbell "
-    "TLP on CQ to the core's doorbell decoder (adapter and BAR0 path), 7 from there to the "
-    "SQ read request on RQ (arbiter, fetch engine, DMA read port, adapter's RQ side).",
-    "- **Last SQE beat → CQ entry: 26 cycles for Flush, 18 for Get Features (target ≤ 4).** "
-    "The same at both widths, both latencies and with the AXI4 backend: fixed pipeline "
-    "depth in the command router and the engines, not the interface.",
-    "- **CQ entry → MSI-X: 2 cycles (target ≤ 2, met; 6 before).** The CQ poster offers "
-    "the interrupt request with the entry's data beat, the interrupt unit hands a vector "
-    "that fires to the MSI-X table in the same cycle, the table reads its entry as it "
+    "- **Doorbell → SQE read: 9 cycles (target ≤ 4; 10 before).** Cycle by cycle (a "
+    "Verilator trace of the debug build): CQ register slice 1, completer 2, doorbell "
+    "decoder 3, SQ work bit 4, fetch engine choose (IDLE) 5 and issue 6, read engine's "
+    "check register 7, the register slice in front of the requester 8, RQ output "
+    "register 9. The skid in front of the read engine now passes a request through in "
+    "its cycle (one cycle less). Each remaining stage is a register kept for LUT depth "
+    "(the work bit → fetch engine path is already the core's deepest).",
+    "- **Last SQE beat → CQ entry: 20 cycles for Flush, 14 for Get Features (target ≤ 4; "
+    "26 and 18 before); 19 / 13 at 512 bits.** Cut: the RC parser's first register "
+    "(the RC register slice already holds the beat), delivery decided from the parser's "
+    "events as pieces are written, the router's admin FIFO and the I/O slots' finished "
+    "FIFO without an output register, the Flush FIFO and the requester's write data "
+    "FIFO showing a word the cycle after it is written (`nvmecore.fifo.BypassFIFO`), a "
+    "lone finishing command skipping the finished FIFO. Left: the RAM disk takes 4 "
+    "cycles for a Flush, and the stages guarding the admin engine's checks, the I/O "
+    "check's slot encoder and the RQ beat logic.",
+    "- **CQ entry → MSI-X: 2 cycles (target ≤ 2, met).** The CQ poster offers the "
+    "interrupt request with the entry's data beat; the MSI-X table reads its entry as it "
     "takes the vector, and the DMA write arbiter takes the message's command as the "
     "entry's last beat goes.",
-    "- **Null commands at 0 latency: 3.00 cycles per command (83.3 M/s; target 3, met; "
-    "4.0 before) from depth 32 on one queue, and at 4 × 64, with interrupts per command, "
-    "coalesced or off.** The CQ poster takes 3 cycles per completion (command, data "
-    "beat, and taking the next); the interfaces carry RQ 2.25 and RC 2.5 beats per "
-    "command. The bench's host rings an SQ tail and a CQ head doorbell for every "
-    "completion: the doorbell decoder and the completer now take one write per cycle "
-    "each (one per two before, which held this figure at 3.64).",
-    "- **Null commands at 1 µs: 12.0–12.5 cycles per command with the default build "
-    "(target 3), 13.9 at 512 bits.** Four outstanding SQ reads against a ~260-cycle round "
-    "trip; the number of outstanding SQ reads must grow with the host latency "
-    "(`--sq-fetch-reads`).",
-    "- **Sized for 1 µs (`w256-lat250-reads16`: `sq_fetch_reads=16`, `io_slots=128`): "
-    "null commands at 1 µs take 3.00 cycles per command (target met)**: the SQ round "
-    "trip is hidden. The defaults stay at 4 reads and 32 slots (area); a user with a "
-    "slow host raises them.",
-    "- **Fetch batching:** while the I/O engine holds four commands or more, an SQ is "
-    "fetched only for room of four entries (or all it has). 4 KiB Reads went from 149 "
-    "to 146.2 cycles (98.0 % → 99.8 % of the ceiling) and 512 B Reads from 22.0 to 20.3 "
-    "(91 % → 98.8 %): fewer SQ read requests share RQ with the data. At 0 latency 512 B "
-    "Reads take 20.9 cycles (95.6 %) since the doorbell decoder takes a write per cycle: "
-    "each SQ tail doorbell reaches the fetch engine sooner, the SQ reads are smaller and "
-    "RQ carries 2.9 beats per command against the ceiling's 2.5.",
-    "- **512 B writes at 1 µs: 76.5 cycles per command, 29 % of the RC ceiling (72.0, 16 % "
-    "at 512 bits); 22.5 cycles (100 %) at 0 latency.** One 512 B data read per command "
-    "every 76.5 cycles against a ~260-cycle round trip: about 3.5 data reads in flight. "
-    "The write path fetches the data of only a few commands at a time; 4 KiB writes (8 "
-    "reads per command) reach the RC ceiling at 256 bits because each command keeps "
-    "several reads in flight.",
-    "- **512 bits, writes: 4 KiB 143.4 cycles (57 % of the RC ceiling), 128 KiB 57 %.** "
-    "8 reads per 143 cycles with a ~260-cycle round trip is about 14 reads in flight "
-    "(128 KiB: about 15). That points at a cap on outstanding data reads (not the 32 KiB "
-    "completion budget: 15 × 512 B is 7.5 KiB; nor the 256 tags), which shows once the "
-    "datapath is 512 bits wide.",
-    "- **512 bits, reads: 4 KiB 89.0 % of the ceiling (3.05 M IOPS), 128 KiB 90.0 %.** RQ "
-    "carries 80 beats per 4 KiB Read where the model, straddling two TLPs per beat, "
-    "counts 73: the memory writes go out unstraddled (only the small CQ entry and MSI-X "
-    "writes share beats). Straddled, 4 KiB reads would be RQ-bound at 3.42 M IOPS.",
-    "- **512 B reads at 512 bits: 13.9 cycles (72 %).** RQ is busy 10.3 of 13.9 cycles: "
-    "a per-command cost in the read path of about 14 cycles.",
-    "- **RCB 128 B** helps 4 KiB writes (153.0 cycles, against 162.5 at 64 B) but less "
-    "than the ceiling allows (146.25: 95.6 %).",
+    "- **Null commands at 0 latency: 3.00 cycles per command (83.3 M/s; target 3, met) "
+    "from depth 32 on one queue, at 4 × 64 with interrupts per command, coalesced or "
+    "off, and at 512 bits.** The CQ poster takes 3 cycles per completion; the interfaces "
+    "carry RQ 2.25 and RC 2.5 beats per command.",
+    "- **Null commands at 1 µs: about 12 cycles per command with the default build "
+    "(target 3), also at 512 bits.** Four outstanding SQ reads against a ~260-cycle round "
+    "trip; sized for the latency (`w256-lat250-reads16`: `sq_fetch_reads=16`, "
+    "`io_slots=128`) they take 3.00 cycles (target met). The defaults stay at 4 reads "
+    "and 32 slots (area); a user with a slow host raises them.",
+    "- **Writes at 1 µs, 256 bits: 512 B 22.7 cycles (99.3 % of the RC ceiling; 76.5, "
+    "29 % before), 4 KiB and 128 KiB 100 %.** The from-host mover held the data reads of "
+    "four commands at most (a command stays in its FIFO until its data has gone out): "
+    "one 512 B read per command gave about 3.5 reads in flight against a ~260-cycle "
+    "round trip. It now holds 32.",
+    "- **Writes at 1 µs, 512 bits: bound by the hard IP's completion space, not the "
+    "interface.** A read holds one of the IP's 128 completion headers per 64 B RCB block "
+    "it spans from its request until its completions are in, so at most 8 KiB of reads "
+    "are in flight: at 250 cycles that is 32 B per cycle, half the 512-bit RC beat. The "
+    "ceiling model counts it (\"IP cpl\"): 4 KiB Writes 142.4 cycles against 127 (89 %), "
+    "128 KiB 90 %, 512 B 85 %; no design behind this IP and a 64 B RCB root port does "
+    "better than the bound. Behind a 128 B RCB root port (`cfg_rcb_status`, now used: a "
+    "read reserves half the headers) 4 KiB Writes take 73.1 cycles, 100 % of the RC "
+    "ceiling (143.8 before).",
+    "- **512 B Writes at 512 bits and 1 µs fall short of that bound too (20.6 cycles "
+    "against 17.6; 19.8 behind a 128 B RCB, 51 %).** The data reads can take every "
+    "completion header, and an SQ fetch read then waits behind them for headers: with "
+    "the read buffer cut to 8 KiB (so data reads leave headers free) 512 B Writes took "
+    "20.5 cycles but 4 KiB Writes 145. A share of the completion budget kept for SQ "
+    "fetches is the next step.",
+    "- **Reads at 512 bits: 4 KiB 99.7 % of the RQ ceiling (3.41 M IOPS; 89 % and 3.05 M "
+    "before), 128 KiB 100 %.** The to-host mover now offers a write's command while "
+    "the write before still sends its data; each write had cost a cycle for its command, "
+    "so RQ carried the 256 B writes unstraddled (80 beats per 4 KiB Read against 73).",
+    "- **512 B Reads at 512 bits: 10.9 cycles at 0 latency (91 %), 13.6 at 1 µs "
+    "(73 %).** At 1 µs the SQ round trip with four SQ reads in flight bounds it (12.0 "
+    "with 16); at 0 latency RQ carries 10.9 beats against the model's 10: the CQ entry "
+    "and MSI-X writes do not always find a write to straddle with.",
+    "- **RCB 128 B at 256 bits:** 4 KiB Writes 148.5 cycles (98.5 %; 153.0 before), "
+    "512 B Writes 22.1 (91.8 %: the same header sharing as above).",
     "- The rates are periodic once the queues are full, and the measured RQ / RC beats "
     "per command match the model's count (to the SQ fetch request it leaves out): where "
     "a figure reaches 100 % of its ceiling, the interface is the limit.",
