@@ -27,6 +27,14 @@ def _weights(low, medium, high):
     return {"ab": 0b111, "lpw": low - 1, "mpw": medium - 1, "hpw": high - 1}
 
 
+async def _create(ctx, dut, prio):
+    """Create the SQs of ``prio`` ({SQID: class}), one a cycle, as the admin engine does."""
+    for qid, cls in prio.items():
+        ctx.set(dut.setup, {"valid": 1, "qid": qid, "create": 1, "prio": cls.value})
+        await ctx.tick()
+    ctx.set(dut.setup.valid, 0)
+
+
 def _simulate(steps, *, wrr=True, weights=(1, 2, 4), burst=1, prio=PRIO):
     """Run the arbiter as the fetch engine does: each step (a set of candidate queue IDs)
     takes the pick, then fetches min(limit, burst) commands from it. Returns the picks
@@ -35,10 +43,7 @@ def _simulate(steps, *, wrr=True, weights=(1, 2, 4), burst=1, prio=PRIO):
     picks = []
 
     async def bench(ctx):
-        for qid, cls in prio.items():
-            ctx.set(dut.setup, {"valid": 1, "qid": qid, "create": 1, "prio": cls.value})
-            await ctx.tick()
-        ctx.set(dut.setup.valid, 0)
+        await _create(ctx, dut, prio)
         ctx.set(dut.wrr, wrr)
         ctx.set(dut.weights, Arbitration.const(_weights(*weights)))
         for candidates in steps:
@@ -171,10 +176,7 @@ def test_class_change_waits_a_cycle():
     seen = []
 
     async def bench(ctx):
-        for qid, cls in PRIO.items():
-            ctx.set(dut.setup, {"valid": 1, "qid": qid, "create": 1, "prio": cls.value})
-            await ctx.tick()
-        ctx.set(dut.setup.valid, 0)
+        await _create(ctx, dut, PRIO)
         ctx.set(dut.weights, Arbitration.const(_weights(1, 2, 4)))
         for wrr, steps in ((1, [{5}, {5}, {0, 5}, {0, 5}, set(), {1}, {1}]),
                            (0, [set(), {3}, {0, 3}, {6}])):

@@ -35,12 +35,13 @@ async def _start(ctx, dut, mrrs=2):
     await _setup(ctx, dut, create=1)
 
 
-async def _setup(ctx, dut, *, create, qid=1):
+async def _setup(ctx, dut, *, create, qid=1, base=SQ_PAGE, prio=0):
     ctx.set(dut.setup.valid, 1)
     ctx.set(dut.setup.qid, qid)
     ctx.set(dut.setup.cq, 0)
     ctx.set(dut.setup.create, create)
-    ctx.set(dut.setup.base, SQ_PAGE)
+    ctx.set(dut.setup.base, base)
+    ctx.set(dut.setup.prio, prio)
     ctx.set(dut.setup.size_m1, 15)
     ctx.set(dut.setup.cqid, 1)
     await ctx.tick()
@@ -323,11 +324,7 @@ def test_weighted_order_when_slots_come_back(at, gap):
         ctx.set(dut.wrr, 1)
         ctx.set(dut.weights, Arbitration.const({"ab": 7, "lpw": 0, "mpw": 0, "hpw": 0}))
         for qid, prio in ((1, QueuePriority.HIGH), (2, QueuePriority.LOW)):
-            ctx.set(dut.setup, {"valid": 1, "qid": qid, "cq": 0, "create": 1,
-                                "base": bases[qid], "size_m1": 15, "cqid": 1,
-                                "prio": prio.value})
-            await ctx.tick()
-        ctx.set(dut.setup.valid, 0)
+            await _setup(ctx, dut, create=1, qid=qid, base=bases[qid], prio=prio.value)
         _sq1_has_work(ctx, dut)
         ctx.set(dut.queues.credit, 0)                   # CQ 1 full
         ctx.set(dut.dma.req.ready, 1)
